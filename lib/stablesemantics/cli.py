@@ -1,0 +1,172 @@
+"""Command line: ``stablesemantics generate`` and ``stablesemantics inspect``.
+
+Examples (from the repository root)::
+
+    stablesemantics generate --prompts prompts.txt --seeds 4 --model tiny-random \\
+        --out data/stores/demo.zarr --steps 2 --height 32 --width 32
+    stablesemantics inspect data/stores/demo.zarr
+    stablesemantics inspect data/stores/demo.zarr --json
+
+A prompts file is a text file with one prompt per line (blank lines skipped), a ``.json``
+list of strings (or of objects with a ``"prompt"`` key), or a ``.csv`` with a ``prompt``
+column. Rerunning the same ``generate`` command resumes an interrupted run.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer(
+    name="stablesemantics",
+    help="Generate images with per-noun-chunk cross-attention maps into Zarr stores, and inspect them.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+def read_prompts(path: str | Path) -> list[str]:
+    """Read prompts from a ``.txt`` (one per line), ``.json`` (list) or ``.csv`` (``prompt`` column).
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "p.txt"
+    >>> _ = p.write_text("a red car\\n\\n a dog \\n")
+    >>> read_prompts(p)
+    ['a red car', 'a dog']
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"prompts file {path} does not exist")
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, list):
+            raise ValueError(f"{path}: a JSON prompts file must hold a list")
+        out = []
+        for i, x in enumerate(data):
+            if isinstance(x, dict) and isinstance(x.get("prompt"), str):
+                x = x["prompt"]
+            if not isinstance(x, str):
+                raise ValueError(f"{path}: item {i} is neither a string nor an object with a 'prompt' string")
+            out.append(x)
+        return out
+    if suffix == ".csv":
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if "prompt" not in (reader.fieldnames or []):
+                raise ValueError(f"{path}: a CSV prompts file needs a 'prompt' column, has {reader.fieldnames}")
+            return [row["prompt"] for row in reader if (row["prompt"] or "").strip()]
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def parse_seeds(text: str) -> int | list[int]:
+    """``"4"`` -> 4 (seeds 0..3); ``"0,5,7"`` -> [0, 5, 7].
+
+    >>> parse_seeds("4"), parse_seeds("0, 5,7")
+    (4, [0, 5, 7])
+    """
+    try:
+        if "," in text:
+            return [int(s) for s in text.split(",") if s.strip()]
+        return int(text)
+    except ValueError:
+        raise typer.BadParameter(f"seeds must be a count like 4 or a list like 0,5,7, got {text!r}") from None
+
+
+def parse_map_size(text: str | None) -> tuple[int, int] | None:
+    """``"16"`` -> (16, 16); ``"16x24"`` -> (16, 24) (height x width); ``None`` -> latent size.
+
+    >>> parse_map_size("16"), parse_map_size("16x24")
+    ((16, 16), (16, 24))
+    """
+    if text is None:
+        return None
+    try:
+        parts = [int(s) for s in text.lower().split("x")]
+    except ValueError:
+        parts = []
+    if len(parts) == 1:
+        parts *= 2
+    if len(parts) != 2 or min(parts) < 1:
+        raise typer.BadParameter(f"map size must be like 16 or 16x24, got {text!r}")
+    return parts[0], parts[1]
+
+
+@app.command()
+def generate(
+    prompts: Annotated[Path, typer.Option(help="Prompts file: .txt (one per line), .json list or .csv with a 'prompt' column.")],
+    out: Annotated[Path, typer.Option(help="Output Zarr store, e.g. data/stores/demo.zarr (resumed if it exists).")],
+    seeds: Annotated[str, typer.Option(help="Seeds per prompt: a count (4 = seeds 0..3) or a list (0,5,7).")] = "4",
+    model: Annotated[str, typer.Option(help="'microsd', 'tiny-random', a pipeline directory or a hub id.")] = "microsd",
+    steps: Annotated[int, typer.Option(min=1, help="Denoising steps.")] = 20,
+    guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 7.5,
+    height: Annotated[Optional[int], typer.Option(min=1, help="Image height (default: the model's).")] = None,
+    width: Annotated[Optional[int], typer.Option(min=1, help="Image width (default: the model's).")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per pipeline call.")] = 4,
+    map_size: Annotated[Optional[str], typer.Option(help="Map size, 16 or 16x24 (default: latent size).")] = None,
+    device: Annotated[Optional[str], typer.Option(help="cuda, cpu, mps (default: best available).")] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Generate images and per-noun-chunk attention maps for every prompt x seed."""
+    from .attention import CaptureConfig
+    from .generate import generate as run_generate
+
+    try:
+        texts = read_prompts(prompts)
+    except (FileNotFoundError, ValueError) as e:
+        raise typer.BadParameter(str(e), param_hint="--prompts") from None
+    capture = CaptureConfig(map_size=parse_map_size(map_size))
+    try:
+        path = run_generate(texts, parse_seeds(seeds), out, model=model, steps=steps, guidance=guidance,
+                            height=height, width=width, batch_size=batch_size, capture=capture,
+                            progress=progress, device=device)
+    except (ValueError, TypeError, FileNotFoundError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(code=1) from None
+    _print_summary(path)
+
+
+def _print_summary(path: Path, top: int = 10) -> None:
+    from .store import store_summary
+
+    s = store_summary(path, top=top)
+    lemmas = ", ".join(f"{k} ({v})" for k, v in s["top_lemmas"]) or "-"
+    typer.echo(
+        f"store     {s['path']}  (schema {s['schema_version']}, {s['bytes'] / 2**20:.1f} MiB)\n"
+        f"model     {s['model']}  revision {s['model_revision']}  {s['scheduler']}, "
+        f"{s['steps']} steps, guidance {s['guidance']}\n"
+        f"images    {s['n_done']}/{s['n_images']} done  ({s['n_prompts']} prompts x {s['n_seeds']} seeds, "
+        f"{s['image_size'][0]}x{s['image_size'][1]})\n"
+        f"maps      {s['n_maps_done']}/{s['n_maps']} done  ({s['map_size'][0]}x{s['map_size'][1]}), "
+        f"{s['n_truncated_chunks']} truncated chunk(s) without a map\n"
+        f"lemmas    {lemmas}\n"
+        f"created   {s['created']}"
+    )
+
+
+@app.command()
+def inspect(
+    store: Annotated[Path, typer.Argument(help="A store made by `stablesemantics generate`.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    top: Annotated[int, typer.Option(min=1, help="How many of the most frequent lemmas to list.")] = 10,
+) -> None:
+    """Summarise a store: schema, model, images done / total, maps, most frequent chunk lemmas."""
+    from .store import store_summary
+
+    try:
+        s = store_summary(store, top=top)
+    except (FileNotFoundError, ValueError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(code=1) from None
+    if as_json:
+        typer.echo(json.dumps(s, indent=2))
+    else:
+        _print_summary(store, top=top)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

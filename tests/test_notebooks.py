@@ -1,0 +1,147 @@
+"""Every notebook runs end to end with its smoke parameters (notebooks/params/smoke.yaml).
+
+Conventions checked here (see the README, "Notebooks"):
+* each notebook has one cell tagged `parameters`, and is committed without outputs;
+* each notebook has a section in every parameter set, naming only real parameters;
+* parameters whose names start with `out_` are output paths, `out_json` among them:
+  the notebook writes its headline numbers there as a JSON object;
+* each notebook is listed in _toc.yml, so the book shows it.
+
+Nothing is skipped: a notebook whose library module is missing fails its smoke run.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import nbformat
+import papermill as pm
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+PARAM_SETS = ("default", "smoke", "colab")
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("book_notebooks", ROOT / "scripts" / "notebooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+book = _load_script()
+
+
+def _params(notebook: Path) -> dict:
+    return pm.inspect_notebook(str(notebook))
+
+
+def _check_headline(stem: str, headline: dict, params: dict) -> None:
+    assert isinstance(headline, dict) and headline, "out_json must hold a non-empty JSON object"
+    for key, value in headline.items():
+        if isinstance(value, float):
+            assert math.isfinite(value), f"{key} = {value} is not finite"
+    if stem == "01_generate":
+        n_expected = len(params["prompts"]) * params["n_seeds"]
+        assert headline["n_images"] == n_expected
+        assert headline["n_images_done"] == n_expected
+        assert headline["n_seeds"] == params["n_seeds"]
+        assert headline["n_maps"] >= n_expected, "every smoke prompt has at least one noun chunk"
+        assert headline["image_size"] == [params["height"], params["width"]]
+        assert 0 < headline["seconds_per_image"] < 120
+        assert headline["model"] == params["model"]
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, "no notebooks/*.ipynb found"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_committed_clean(notebook):
+    nb = nbformat.read(notebook, as_version=4)
+    nbformat.validate(nb)
+    tagged = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1, "exactly one cell must be tagged `parameters`"
+    dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]
+    assert not dirty, f"cells {dirty} have outputs: save notebooks without outputs"
+    assert "out_json" in _params(notebook), "each notebook needs an `out_json` parameter"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("params_set", PARAM_SETS)
+def test_params_sections_name_real_parameters(notebook, params_set):
+    sections = yaml.safe_load((ROOT / "notebooks" / "params" / f"{params_set}.yaml").read_text())
+    assert notebook.stem in sections, f"params/{params_set}.yaml has no section {notebook.stem!r}"
+    unknown = set(sections[notebook.stem]) - set(_params(notebook))
+    assert not unknown, f"params/{params_set}.yaml: {notebook.stem} has no parameters {sorted(unknown)}"
+
+
+def test_toc_lists_every_notebook():
+    listed = {p.as_posix() for p in book.toc_notebooks()}
+    missing = [nb.relative_to(ROOT).as_posix() for nb in NOTEBOOKS if nb.relative_to(ROOT).as_posix() not in listed]
+    assert not missing, f"notebooks not in _toc.yml: {missing}"
+    for entry in book.toc_files():
+        assert (ROOT / f"{entry}.md").exists() or (ROOT / f"{entry}.ipynb").exists(), f"_toc.yml: no file {entry}"
+
+
+def test_stage_puts_executed_notebooks_at_their_toc_paths(tmp_path):
+    executed = tmp_path / "executed"
+    executed.mkdir()
+    for nb in book.toc_notebooks():
+        (executed / nb.name).write_text("{}")
+    dest = book.stage(executed, tmp_path / "src")
+    assert (dest / "_toc.yml").exists() and (dest / "book" / "intro.md").exists()
+    for nb in book.toc_notebooks():
+        assert (dest / nb).read_text() == "{}"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_smoke_run(notebook, tmp_path, monkeypatch):
+    for name, value in {
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "MPLBACKEND": "Agg",
+        "JUPYTER_PREFER_ENV_PATH": "1",  # the kernel spec of this environment, not one in $HOME
+        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+        "TQDM_DISABLE": "1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    defaults = _params(notebook)
+    params = {name: spec["default"] for name, spec in defaults.items()}  # for the checks only
+    params = {k: _literal(v) for k, v in params.items()}
+    smoke = book.load_params(notebook.stem, "smoke")
+    params.update(smoke)
+    overrides = dict(smoke)
+    for name in defaults:  # every output goes to tmp_path
+        if name.startswith("out_") and params.get(name):
+            overrides[name] = str(tmp_path / Path(str(params[name])).name)
+    output = tmp_path / notebook.name
+    pm.execute_notebook(
+        str(notebook),
+        str(output),
+        parameters=overrides,
+        kernel_name="python3",
+        cwd=str(ROOT),
+        progress_bar=False,
+        execution_timeout=600,
+    )
+    executed = nbformat.read(output, as_version=4)
+    assert any(c.cell_type == "code" and c.outputs for c in executed.cells), "the notebook produced no output"
+    out_json = Path(overrides["out_json"])
+    assert out_json.exists(), f"{notebook.name} did not write its headline JSON to out_json"
+    _check_headline(notebook.stem, json.loads(out_json.read_text()), params)
+
+
+def _literal(source: str):
+    """papermill reports defaults as source text; evaluate simple literals, keep the rest as text."""
+    import ast
+
+    try:
+        return ast.literal_eval(source)
+    except (ValueError, SyntaxError):
+        return source
