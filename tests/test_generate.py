@@ -223,3 +223,18 @@ def test_image_depends_on_prompt_and_seed_not_batch(reference: Path, tmp_path: P
         assert got["map_chunk"][rows].tolist() == ref["map_chunk"][rows_ref].tolist()
         np.testing.assert_allclose(got["maps"][rows].astype(np.float32), ref["maps"][rows_ref].astype(np.float32),
                                    atol=1e-4, rtol=1e-3)
+
+
+# --------------------------------------------------------------------------- extra root attributes
+
+
+def test_attrs_are_merged_into_root_attributes(tiny_pipe, tmp_path: Path):
+    kw = {**KW, "model": tiny_pipe}
+    out = generate(["a red car"], 1, tmp_path / "a.zarr", attrs={"world": {"n": 1, "seed": 3}}, **kw)
+    attrs = dict(open_store(out).attrs)
+    assert attrs["world"] == {"n": 1, "seed": 3} and attrs["model"] and attrs["schema_version"] == 1
+    with pytest.raises(ValueError, match="library's own"):
+        generate(["a red car"], 1, tmp_path / "b.zarr", attrs={"steps": 1}, **kw)
+    assert not (tmp_path / "b.zarr").exists()
+    with pytest.raises(TypeError, match="JSON"):
+        generate(["a red car"], 1, tmp_path / "c.zarr", attrs={"x": object()}, **kw)

@@ -359,6 +359,7 @@ def generate(
     *,
     dedupe: bool = True,
     device: str | None = None,
+    attrs: dict[str, Any] | None = None,
     _after_batch: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Generate every (prompt, seed) into the store ``out``, resuming if it exists.
@@ -378,6 +379,8 @@ def generate(
     capture : what to aggregate (:class:`~stablesemantics.attention.CaptureConfig`).
     progress : show a tqdm bar over images.
     dedupe : drop prompts that are duplicates after cleaning (``prompt_id`` keeps the link).
+    attrs : extra JSON-able root attributes for a new store (e.g. where its prompts came
+        from); they may not reuse a name the library writes. Ignored when resuming.
     device : device for a model given by name (default: CUDA if available).
 
     Returns the store path. An image depends only on (prompt, seed, settings): the same pair
@@ -405,6 +408,13 @@ def generate(
         raise TypeError(f"progress must be a bool, got {type(progress).__name__}")
     if not isinstance(dedupe, bool):
         raise TypeError(f"dedupe must be a bool, got {type(dedupe).__name__}")
+    if attrs is not None:
+        if not isinstance(attrs, dict) or not all(isinstance(k, str) for k in attrs):
+            raise TypeError("attrs must be a dict with str keys or None")
+        try:
+            json.dumps(attrs)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"attrs must be JSON-able: {e}") from None
 
     from .prompts import clean_prompt
 
@@ -446,7 +456,7 @@ def generate(
         images, maps = run(0, stop)
         if tuple(maps.shape[1:]) != tuple(map_size):
             raise RuntimeError(f"capture returned {maps.shape[1:]} maps, expected {map_size}")
-        attrs = {
+        store_attrs = {
             "library": "stablesemantics", "library_version": __version__, **settings,
             "image_size": [height, width], "map_size": list(map_size), "device": device_type,
             **_versions(),
@@ -456,7 +466,10 @@ def generate(
             "map_rule": "mean over the chunk's tokens of the mean attention probability over "
                         "kept heads, layers and steps (conditional half under guidance)",
         }
-        create_store(out, layout, attrs)
+        clash = sorted((set(store_attrs) | {"schema_version"}) & set(attrs or {}))
+        if clash:
+            raise ValueError(f"attrs may not set the library's own root attributes {clash}")
+        create_store(out, layout, {**store_attrs, **(attrs or {})})
         first = (0, stop, images, maps)
 
     writer = StoreWriter(out)

@@ -61,6 +61,18 @@ __all__ = [
     "noisy_prompt",
     "true_priors",
     "stack_images",
+    "PAIRS",
+    "ON_PAIRS",
+    "STYLE_TAILS",
+    "PROMPT_PREFIXES",
+    "PROMPT_FLAGS",
+    "PROMPT_TAGS",
+    "class_table",
+    "scene_statistics",
+    "measure_speed",
+    "plot_scenes",
+    "plot_ground_truth",
+    "plot_priors",
 ]
 
 # --------------------------------------------------------------------------------------
@@ -1090,6 +1102,8 @@ _PREFIX = ("a photo of ", "photo of ", "an illustration of ", "a painting of ",
 _FLAGS = ("--ar 16:9", "--ar 3:2", "--v 5", "--v 6", "--q 2", "--stylize 750", "--no text",
           "--s 250", "--niji")
 _LORAS = ("<lora:detail_tweaker:0.8>", "<lora:add_detail:0.5>", "<lyco:style:1.0>")
+#: Public names of the noise vocabulary, for cleaners' tests.
+STYLE_TAILS, PROMPT_PREFIXES, PROMPT_FLAGS, PROMPT_TAGS = _STYLE, _PREFIX, _FLAGS, _LORAS
 _URLS = ("https://i.imgur.com/a1b2c3.png", "https://s.mj.run/xYz12AbC", "http://example.com/ref.jpg")
 
 
@@ -1435,3 +1449,26 @@ def plot_priors(priors: dict[str, pd.DataFrame], observed: dict[str, pd.DataFram
     fig.colorbar(im, ax=axes[2], fraction=0.05)
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------------------
+# Prompts of a store made from MicroWorld (see stablesemantics.analysis.make_world_store)
+# --------------------------------------------------------------------------------------
+
+
+def world_prompts(n: int, seed: int = 0, config: WorldConfig | None = None) -> tuple[list[Scene], list[str]]:
+    """Scenes ``0 .. n-1`` of the stream ``seed`` and one noisy "real-user" prompt for each.
+
+    Deterministic: prompt ``i`` depends only on (``seed``, ``i``, ``config``), so a store whose
+    ``prompt_id`` is the scene index can re-render the ground truth of any of its images with
+    ``scene_at(seed, prompt_id, config)``.
+
+    >>> scenes, prompts = world_prompts(3, seed=1)
+    >>> len(prompts), prompts == world_prompts(3, seed=1)[1]
+    (3, True)
+    """
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    scenes = render_scenes(n, seed=seed, config=config)
+    prompts = [noisy_prompt(s, np.random.default_rng([int(seed), i, 1])) for i, s in enumerate(scenes)]
+    return scenes, prompts
