@@ -3,7 +3,7 @@
 #   make book        execute every notebook in _toc.yml (params/default.yaml) and build the book
 #   make test        unit tests + a smoke run of every notebook (params/smoke.yaml)
 #   make notebook NB=01_generate PARAMS=smoke   execute one notebook into _build/notebooks/
-#   make model       train the embedded MicroSD model
+#   make model       train the embedded MicroSD model and the reference segmenter (hours on a CPU)
 #   make benchmarks  run every benchmarks/*.py
 #   make clean       remove build outputs (_build/); `make distclean` also removes .venv
 #
@@ -25,8 +25,9 @@ TORCH_INDEX ?=
 PARAMS ?= default
 NB ?= 01_generate
 
-# Figures render off-screen in tests and in book builds (the notebooks switch to the
-# inline backend themselves); the kernel spec installed in .venv wins over one in $HOME.
+# Figures render off-screen (scripts/notebooks.py lets the notebook kernels use the inline
+# backend, which is off-screen too, so figures reach the book); the kernel spec installed
+# in .venv wins over one in $HOME.
 export MPLBACKEND := Agg
 export JUPYTER_PREFER_ENV_PATH := 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
@@ -66,6 +67,7 @@ notebook: $(STAMP)
 
 model: $(STAMP)
 	$(PY) -m stablesemantics.train
+	$(PY) -m stablesemantics.segmentation
 
 benchmarks: $(STAMP)
 	@shopt -s nullglob; files=(benchmarks/*.py); \
