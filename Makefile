@@ -25,7 +25,7 @@ TORCH_INDEX ?=
 PARAMS ?= default
 NB ?= 01_generate
 
-# Figures render off-screen (scripts/notebooks.py lets the notebook kernels use the inline
+# Figures render off-screen (lib/stablesemantics/book.py lets the notebook kernels use the inline
 # backend, which is off-screen too, so figures reach the book); the kernel spec installed
 # in .venv wins over one in $HOME.
 export MPLBACKEND := Agg
@@ -57,13 +57,13 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 book: $(STAMP)
-	$(PY) scripts/notebooks.py run --params $(PARAMS) --out _build/notebooks
-	$(PY) scripts/notebooks.py stage --executed _build/notebooks --dest _build/src
+	$(PY) -m stablesemantics.book run --params $(PARAMS) --out _build/notebooks
+	$(PY) -m stablesemantics.book stage --executed _build/notebooks --dest _build/src
 	$(VENV)/bin/jupyter-book build _build/src --path-output .
 	@echo "book: open _build/html/index.html"
 
 notebook: $(STAMP)
-	$(PY) scripts/notebooks.py run --params $(PARAMS) --out _build/notebooks $(NB)
+	$(PY) -m stablesemantics.book run --params $(PARAMS) --out _build/notebooks $(NB)
 
 model: $(STAMP)
 	$(PY) -m stablesemantics.train

@@ -272,7 +272,7 @@ def test_map_overlaps_known_geometry(tmp_path, small_shards):
     path = build_store(tmp_path / "s.zarr", images)
     t = an.map_table(path)
     labels = np.where(t["lemma"] == "x", None, t["lemma"]).astype(object)
-    ov = an.map_overlaps(path, labels, t["image"].to_numpy())
+    ov = an.map_overlaps(path, labels, t["image"].to_numpy(), block=100)  # chance pairs come from one block
     tc = ov.pair("table", "chair")
     assert tc["n"] == 3 and tc["overlap"] == pytest.approx(0) and tc["touch"] == 1 and tc["iou"] == 0
     ss = ov.pair("sky", "sun")
@@ -280,8 +280,8 @@ def test_map_overlaps_known_geometry(tmp_path, small_shards):
     assert ov.pair("chair", "table")["n"] == 3
     # chance pairs: other images' maps; for table/chair the geometry is the same in every image
     assert tc["n_chance"] > 0 and tc["chance_overlap"] == pytest.approx(0)
-    # the far sun is paired by chance with the corner skies
-    assert ss["chance_overlap"] < ss["overlap"]
+    # chance pairs are (sky of image k, sun of image k+1) cyclically: only the far sun misses
+    assert ss["n_chance"] == 4 and ss["chance_overlap"] == pytest.approx(3 / 4)
     m = ov.matrix("overlap")
     assert m.loc["sun", "sky"] == m.loc["sky", "sun"] == pytest.approx(0.75)
     # the same through small blocks
@@ -301,7 +301,7 @@ def test_zipf_fit_and_lemma_counts():
 
 
 def test_cleaning_summary_counts_what_was_stripped():
-    summary, table = an.cleaning_summary(["a cat --ar 16:9", "A CAT", "a (dog:1.2) <lora:x:1>", "a dog"])
+    summary, table = an.cleaning_summary(["a cat --ar 16:9", "A CAT", "a (dog:1.2) <lora:x:1>", "a bird"])
     assert summary["n_in"] == 4 and summary["n_duplicates"] == 1 and summary["n_changed"] == 2
     kinds = table.set_index("kind")
     assert kinds.loc["flag", "fragments"] == 1 and "--ar 16:9" in kinds.loc["flag", "examples"]
@@ -322,3 +322,30 @@ def test_text_embeddings_tfidf_and_projection():
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1, rtol=1e-5)
     assert an.project_2d(emb, "pca").shape == (5, 2)
     assert len(set(an.cluster_embeddings(emb, 2).tolist())) == 2
+
+
+def test_map_statistics_one_pass_equals_two(tmp_path, small_shards):
+    rng = np.random.default_rng(3)
+    names = ["sun", "dog", "tree", None]
+    images = [[(names[j], rng.random((4, 4)).astype(np.float32)) for j in rng.permutation(4)[: rng.integers(1, 5)]]
+              for _ in range(9)]
+    images = [[(lab or "style", m) for lab, m in im] for im in images]
+    path = build_store(tmp_path / "s.zarr", images)
+    t = an.map_table(path)
+    labels = np.where(t["lemma"] == "style", None, t["lemma"]).astype(object)
+    sp, ov = an.map_statistics(path, labels, t["image"].to_numpy(), block=10)
+    sp2 = an.spatial_statistics(path, labels)
+    ov2 = an.map_overlaps(path, labels, t["image"].to_numpy(), block=10)
+    pd.testing.assert_frame_equal(sp.summary(), sp2.summary())
+    pd.testing.assert_frame_equal(ov.pairs, ov2.pairs)
+    assert sp.n_maps_read == len(t)
+
+
+def test_world_chunk_recall_and_ensure_store(tmp_path):
+    path = world_store(tmp_path / "w.zarr", n=6, n_seeds=1)
+    summary, per_class = an.world_chunk_recall(path)
+    assert summary["recall"] == 1 and summary["precision"] == 1 and summary["place_recall"] == 0
+    assert summary["n_prompts"] == 6 and (per_class["recall"] == 1).all()
+    assert an.ensure_store(path) == path  # an existing store is used as it is
+    with pytest.raises(FileNotFoundError, match="make_store_if_missing"):
+        an.ensure_store(tmp_path / "missing.zarr")

@@ -12,7 +12,6 @@ Nothing is skipped: a notebook whose library module is missing fails its smoke r
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -27,14 +26,7 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 PARAM_SETS = ("default", "smoke", "colab")
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("book_notebooks", ROOT / "scripts" / "notebooks.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-book = _load_script()
+from stablesemantics import book  # noqa: E402  (the runner behind `make book`)
 
 
 def _params(notebook: Path) -> dict:

@@ -57,11 +57,12 @@ __all__ = [
     # MicroWorld stores
     "WORLD_LEMMAS", "PLACE_LEMMAS", "make_world_store", "world_info", "is_world_store", "world_config",
     "store_scenes", "world_labels", "map_labels", "map_contexts", "truth_map_blocks", "world_objects",
+    "ensure_store", "world_chunk_recall",
     # semantics
     "prompt_table", "chunk_table", "cleaning_summary", "lemma_counts", "zipf_fit", "label_categories",
     "text_embeddings", "cluster_embeddings", "project_2d",
     # spatial
-    "map_moments", "normalise_maps", "SpatialStats", "spatial_statistics", "downsample_mask",
+    "map_moments", "normalise_maps", "SpatialStats", "spatial_statistics", "map_statistics", "downsample_mask",
     # co-occurrence
     "cooccurrence_counts", "pmi", "OverlapStats", "map_overlaps", "rank_correlation",
     # plots
@@ -320,6 +321,30 @@ def make_world_store(out: str | os.PathLike, n_prompts: int, seeds: int | Sequen
     return generate(prompts, seeds, out, dedupe=False, attrs={"world": info}, **generate_kwargs)
 
 
+def ensure_store(path: str | os.PathLike, make_if_missing: dict | None = None) -> Path:
+    """``path`` as a ``Path``; when no store is there and ``make_if_missing`` is a dict, first make
+    a MicroWorld store there with :func:`make_world_store` (keys: ``n_prompts``, ``n_seeds``,
+    ``world_seed`` and any :func:`~stablesemantics.generate.generate` argument; ``map_size``
+    becomes the capture's map size). Lets a notebook run on its own (smoke tests) while the book
+    reads the store made by notebook 01.
+    """
+    path = Path(path)
+    if (path / "zarr.json").exists():
+        return path
+    if not make_if_missing:
+        raise FileNotFoundError(f"no store at {path}: run notebooks/01_generate.ipynb first, or set "
+                                "make_store_if_missing to build a small MicroWorld store here")
+    spec = dict(make_if_missing)
+    n_prompts, n_seeds = int(spec.pop("n_prompts")), spec.pop("n_seeds", 1)
+    map_size = spec.pop("map_size", None)
+    if map_size is not None:
+        from .attention import CaptureConfig
+
+        spec["capture"] = CaptureConfig(map_size=tuple(map_size))
+    spec.setdefault("progress", False)
+    return make_world_store(path, n_prompts, n_seeds, **spec)
+
+
 def world_config_from_dict(d: dict) -> Any:
     from .world import WorldConfig
 
@@ -388,7 +413,9 @@ def map_contexts(table: pd.DataFrame, labels: np.ndarray | None = None) -> np.nd
     has = pd.Series(place).notna().to_numpy()
     first = pd.Series(place[has], index=table["image"].to_numpy()[has])
     first = first[~first.index.duplicated()]
-    return first.reindex(table["image"].to_numpy()).to_numpy(dtype=object)
+    out = first.reindex(table["image"].to_numpy()).to_numpy(dtype=object)
+    out[pd.isna(out)] = None
+    return out
 
 
 def world_objects(store: Any) -> pd.DataFrame:
@@ -407,6 +434,36 @@ def world_objects(store: Any) -> pd.DataFrame:
                          "cy": (ys.mean() + 0.5) / H if a else np.nan, "cx": (xs.mean() + 0.5) / W if a else np.nan,
                          "area": a / (H * W)})
     return pd.DataFrame(rows)
+
+
+def world_chunk_recall(store: Any, chunks: pd.DataFrame | None = None) -> tuple[dict[str, float], pd.DataFrame]:
+    """How well the noun chunks of a world store's prompts recover the objects of its scenes.
+
+    Per prompt, the object classes named by its chunks (lemmas through :data:`WORLD_LEMMAS`) are
+    compared with the classes in the scene: ``recall`` = found / in scene, ``precision`` = found
+    and in scene / found; ``place_recall`` = prompts whose chunks name the scene's place. The
+    table has the same per class (``n_true``, ``n_found``, ``recall``).
+    """
+    objs = world_objects(store)
+    chunks = chunk_table(prompt_table(store)) if chunks is None else chunks
+    pid = chunks["prompt_id"].tolist()
+    cls = world_labels(chunks["lemma"].to_numpy(), places=False).tolist()
+    place = [PLACE_LEMMAS.get(str(x)) for x in chunks["lemma"]]
+    true_pairs = set(zip(objs["prompt_id"].tolist(), objs["cls"].tolist()))
+    found_pairs = {(p, c) for p, c in zip(pid, cls) if c is not None}
+    hit = true_pairs & found_pairs
+    scene_place = objs.drop_duplicates("prompt_id").set_index("prompt_id")["place"]
+    named = {(p, c) for p, c in zip(pid, place) if c is not None}
+    place_hits = sum((p, pl) in named for p, pl in scene_place.items())
+    rows = []
+    for cls, grp in objs.groupby("cls"):
+        n_true = len(grp)
+        n_hit = sum((p, cls) in hit for p in grp["prompt_id"])
+        rows.append({"class": cls, "n_true": n_true, "n_found": n_hit, "recall": n_hit / n_true})
+    summary = {"recall": len(hit) / max(len(true_pairs), 1), "precision": len(hit) / max(len(found_pairs), 1),
+               "place_recall": place_hits / max(len(scene_place), 1), "n_objects": len(true_pairs),
+               "n_prompts": int(len(scene_place))}
+    return summary, pd.DataFrame(rows).set_index("class").sort_values("recall")
 
 
 def downsample_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -457,8 +514,9 @@ def truth_map_blocks(store: Any, labels: np.ndarray, *, block: int = 4096
             stop = int(np.searchsorted(image, image[stop], side="left"))
             if stop <= start:
                 stop = int(np.searchsorted(image, image[start], side="right"))
-        need = [int(p) for p in np.unique(pid[start:stop]) if int(p) not in cache]
-        cache = {p: v for p, v in cache.items() if p in set(pid[start:stop].tolist())}
+        here = set(np.unique(pid[start:stop]).tolist())
+        cache = {p: v for p, v in cache.items() if p in here}
+        need = sorted(p for p in here if p not in cache)
         for p, s in store_scenes(g, need).items():
             masks: dict[str, np.ndarray] = {}
             for o in s.objects:
@@ -658,20 +716,8 @@ def normalise_maps(maps: np.ndarray, baseline: str = "min") -> tuple[np.ndarray,
     softmax share, so a constant floor says nothing about where), ``"mean"`` (keeps only the
     above-average part), or ``"none"``. Negative values are clipped to 0.
     """
-    m = np.asarray(maps, dtype=np.float32).reshape(len(maps), -1)
-    if baseline == "min":
-        m = m - m.min(1, keepdims=True) if len(m) else m.copy()
-    elif baseline == "mean":
-        m = m - m.mean(1, keepdims=True) if len(m) else m.copy()
-    elif baseline == "none":
-        m = m.copy()
-    else:
-        raise ValueError(f"baseline must be 'min', 'mean' or 'none', got {baseline!r}")
-    np.maximum(m, 0, out=m)
-    mass = m.sum(1, dtype=np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p = m / np.where(mass > 0, mass, 1).astype(np.float32)[:, None]
-    return p, mass
+    m = np.array(maps, dtype=np.float32).reshape(len(maps), -1)  # a copy
+    return _normalise_inplace(m, baseline)
 
 
 def map_moments(maps: np.ndarray, baseline: str = "min") -> dict[str, np.ndarray]:
@@ -768,6 +814,127 @@ def _blocks_of(source: Any, whole_images: bool = False, block: int | None = None
     return iter(source)
 
 
+def _normalise_rows(maps: np.ndarray, use: np.ndarray, baseline: str) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`normalise_maps` of the rows ``use`` of a block (others: zeros, mass 0), in place
+    when the block is float32 (blocks handed to the streaming functions are theirs)."""
+    b = len(maps)
+    m = maps.reshape(b, -1)
+    if m.dtype != np.float32:
+        m = m.astype(np.float32)
+    if use.all():
+        return _normalise_inplace(m, baseline)
+    p = np.zeros_like(m)
+    mass = np.zeros(b)
+    idx = np.flatnonzero(use)
+    if len(idx):
+        p[idx], mass[idx] = _normalise_inplace(m[idx], baseline)
+    return p, mass
+
+
+def _normalise_inplace(m: np.ndarray, baseline: str) -> tuple[np.ndarray, np.ndarray]:
+    if not len(m):
+        return m, np.zeros(0)
+    if baseline == "min":
+        m -= m.min(1, keepdims=True)
+    elif baseline == "mean":
+        m -= m.mean(1, keepdims=True)
+    elif baseline != "none":
+        raise ValueError(f"baseline must be 'min', 'mean' or 'none', got {baseline!r}")
+    np.maximum(m, 0, out=m)
+    mass = m.sum(1, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        m *= np.where(mass > 0, 1.0 / mass, 0.0).astype(np.float32)[:, None]
+    return m, mass
+
+
+class _SpatialAcc:
+    """Running sums for :func:`spatial_statistics`."""
+
+    def __init__(self, labels: np.ndarray, contexts: np.ndarray | None) -> None:
+        labels = np.asarray(labels, dtype=object)
+        n = len(labels)
+        self.codes, self.names = _codes(labels, n)
+        self.ccodes, self.cnames = _codes(contexts, n)
+        L = max(len(self.names), 1)
+        pair = np.where((self.codes >= 0) & (self.ccodes >= 0), self.ccodes * L + self.codes, -1)
+        self.pair_uniq, inv = np.unique(pair[pair >= 0], return_inverse=True)
+        self.pair_codes = np.full(n, -1, np.int64)
+        self.pair_codes[pair >= 0] = inv
+        self.sums = self.csums = None
+        self.cnt = np.zeros(len(self.names), np.int64)
+        self.ccnt = np.zeros(len(self.pair_uniq), np.int64)
+        self.parts: list[pd.DataFrame] = []
+        self.shape: tuple[int, int] | None = None
+
+    @property
+    def wanted(self) -> np.ndarray:
+        return self.codes >= 0
+
+    def add(self, start: int, p: np.ndarray, mass: np.ndarray, h: int, w: int) -> None:
+        sl = slice(start, start + len(p))
+        good = (self.codes[sl] >= 0) & (mass > 0)
+        if not good.any():
+            return
+        if self.sums is None:
+            self.shape = (h, w)
+            self.sums = np.zeros((len(self.names), h * w))
+            self.csums = np.zeros((len(self.pair_uniq), h * w))
+        gk = np.where(good, self.codes[sl], -1)
+        self.sums += _group_sum(gk, p, len(self.names))
+        self.cnt += np.bincount(gk[gk >= 0], minlength=len(self.names))
+        if len(self.pair_uniq):
+            pc = np.where(good, self.pair_codes[sl], -1)
+            self.csums += _group_sum(pc, p, len(self.pair_uniq))
+            self.ccnt += np.bincount(pc[pc >= 0], minlength=len(self.pair_uniq))
+        idx = np.flatnonzero(good)
+        mom = _moments(p[idx], mass[idx], h, w)
+        self.parts.append(pd.DataFrame({
+            "row": idx + start, "code": self.codes[sl][idx], "ccode": self.ccodes[sl][idx],
+            **{k: mom[k].astype(np.float32) for k in ("cy", "cx", "sy", "sx", "spread")}}))
+
+    def result(self, n_read: int) -> SpatialStats:
+        names, cnames = self.names, self.cnames
+        if self.sums is None:
+            return SpatialStats(pd.DataFrame(columns=["row", "label", "context", "cy", "cx", "sy", "sx", "spread"]),
+                                {}, pd.Series(dtype=np.int64), n_maps_read=n_read)
+        h, w = self.shape
+        L = max(len(names), 1)
+        per = pd.concat(self.parts, ignore_index=True)
+        per.insert(1, "label", pd.Categorical.from_codes(per.pop("code"), categories=names))
+        cc = per.pop("ccode").to_numpy()
+        per.insert(2, "context", pd.Categorical.from_codes(cc, categories=cnames) if cnames else
+                   pd.Categorical.from_codes(np.full(len(per), -1), categories=["-"]))
+        cnt = self.cnt
+        mean_maps = {names[i]: (self.sums[i] / cnt[i]).reshape(h, w) for i in range(len(names)) if cnt[i] > 0}
+        counts = pd.Series({names[i]: int(cnt[i]) for i in range(len(names)) if cnt[i] > 0}, dtype=np.int64)
+        cmaps, ccounts = {}, {}
+        for j, code in enumerate(self.pair_uniq):
+            if self.ccnt[j] > 0:
+                key = (cnames[int(code) // L], names[int(code) % L])
+                cmaps[key] = (self.csums[j] / self.ccnt[j]).reshape(h, w)
+                ccounts[key] = int(self.ccnt[j])
+        return SpatialStats(per, mean_maps, counts.sort_values(ascending=False), cmaps,
+                            pd.Series(ccounts, dtype=np.int64), n_maps_read=n_read)
+
+
+def _stream(source: Any, accs: list, *, baseline: str, block: int | None, whole_images: bool) -> int:
+    """One pass over the maps of ``source``, feeding every accumulator; returns rows read."""
+    if baseline not in ("min", "mean", "none"):
+        raise ValueError(f"baseline must be 'min', 'mean' or 'none', got {baseline!r}")
+    wanted = np.logical_or.reduce([a.wanted for a in accs])
+    n_read = 0
+    for start, maps in _blocks_of(source, whole_images=whole_images, block=block):
+        b, h, w = maps.shape
+        n_read += b
+        use = wanted[start:start + b]
+        if not use.any():
+            continue
+        p, mass = _normalise_rows(maps, use, baseline)
+        for a in accs:
+            a.add(start, p, mass, h, w)
+    return n_read
+
+
 def spatial_statistics(source: Any, labels: np.ndarray, contexts: np.ndarray | None = None, *,
                        baseline: str = "min", block: int | None = None) -> SpatialStats:
     """Per-map centroids and spreads, and mean maps per label and per (context, label), in
@@ -775,67 +942,22 @@ def spatial_statistics(source: Any, labels: np.ndarray, contexts: np.ndarray | N
 
     ``source`` is a store (path or group; its ``maps`` are read in shard-sized blocks) or an
     iterable of ``(first_row, maps)`` blocks covering the rows in order (e.g.
-    :func:`truth_map_blocks`). ``labels[r]`` names map ``r`` (``None`` = skip it);
-    ``contexts[r]`` optionally groups it further (e.g. the place of its image).
+    :func:`truth_map_blocks`; the blocks may be modified in place). ``labels[r]`` names map
+    ``r`` (``None`` = skip it); ``contexts[r]`` optionally groups it further (e.g. the place of
+    its image). ``baseline``: see :func:`normalise_maps`.
     """
-    labels = np.asarray(labels, dtype=object)
-    n = len(labels)
-    codes, names = _codes(labels, n)
-    ccodes, cnames = _codes(contexts, n)
-    L = len(names)
-    pair = np.where((codes >= 0) & (ccodes >= 0), ccodes * max(L, 1) + codes, -1)
-    pair_uniq, inv = np.unique(pair[pair >= 0], return_inverse=True)
-    pair_codes = np.full(n, -1, np.int64)
-    pair_codes[pair >= 0] = inv
-    sums = None
-    csums = None
-    cnt = np.zeros(L, np.int64)
-    ccnt = np.zeros(len(pair_uniq), np.int64)
-    parts = []
-    n_read = 0
-    for start, maps in _blocks_of(source, block=block):
-        b, h, w = maps.shape
-        n_read += b
-        sl = slice(start, start + b)
-        c = codes[sl]
-        keep = c >= 0
-        if not keep.any():
-            continue
-        p, mass = normalise_maps(maps[keep], baseline)
-        mom = _moments(p, mass, h, w)
-        good = mass > 0
-        rows = np.arange(start, start + b)[keep]
-        ck = c[keep]
-        if sums is None:
-            sums, csums = np.zeros((L, h * w)), np.zeros((len(pair_uniq), h * w))
-        gk = np.where(good, ck, -1)
-        sums += _group_sum(gk, p, L)
-        cnt += np.bincount(gk[gk >= 0], minlength=L)
-        pc = np.where(good, pair_codes[sl][keep], -1)
-        if len(pair_uniq):
-            csums += _group_sum(pc, p, len(pair_uniq))
-            ccnt += np.bincount(pc[pc >= 0], minlength=len(pair_uniq))
-        parts.append(pd.DataFrame({"row": rows[good], "code": ck[good], "ccode": ccodes[sl][keep][good],
-                                   **{k: mom[k][good].astype(np.float32) for k in ("cy", "cx", "sy", "sx", "spread")}}))
-        h0, w0 = h, w
-    if sums is None:
-        return SpatialStats(pd.DataFrame(columns=["row", "label", "context", "cy", "cx", "sy", "sx", "spread"]),
-                            {}, pd.Series(dtype=np.int64), n_maps_read=n_read)
-    per = pd.concat(parts, ignore_index=True)
-    per.insert(1, "label", pd.Categorical.from_codes(per.pop("code"), categories=names))
-    cc = per.pop("ccode").to_numpy()
-    per.insert(2, "context", pd.Categorical.from_codes(cc, categories=cnames) if cnames else
-               pd.Categorical.from_codes(np.full(len(per), -1), categories=["-"]))
-    mean_maps = {names[i]: (sums[i] / cnt[i]).reshape(h0, w0) for i in range(L) if cnt[i] > 0}
-    counts = pd.Series({names[i]: int(cnt[i]) for i in range(L) if cnt[i] > 0}, dtype=np.int64)
-    cmaps, ccounts = {}, {}
-    for j, code in enumerate(pair_uniq):
-        if ccnt[j] > 0:
-            key = (cnames[int(code) // max(L, 1)], names[int(code) % max(L, 1)])
-            cmaps[key] = (csums[j] / ccnt[j]).reshape(h0, w0)
-            ccounts[key] = int(ccnt[j])
-    return SpatialStats(per, mean_maps, counts.sort_values(ascending=False), cmaps,
-                        pd.Series(ccounts, dtype=np.int64), n_maps_read=n_read)
+    acc = _SpatialAcc(labels, contexts)
+    n = _stream(source, [acc], baseline=baseline, block=block, whole_images=False)
+    return acc.result(n)
+
+
+def map_statistics(source: Any, labels: np.ndarray, map_image: np.ndarray, contexts: np.ndarray | None = None,
+                   *, baseline: str = "min", block: int | None = None) -> tuple[SpatialStats, OverlapStats]:
+    """:func:`spatial_statistics` and :func:`map_overlaps` in a single pass over the maps (each
+    block is read and normalised once)."""
+    sp, ov = _SpatialAcc(labels, contexts), _OverlapAcc(labels, map_image)
+    n = _stream(source, [sp, ov], baseline=baseline, block=block, whole_images=True)
+    return sp.result(n), ov.result(n)
 
 
 # =========================================================================== co-occurrence
@@ -971,40 +1093,38 @@ class OverlapStats:
         return m
 
 
-def map_overlaps(source: Any, labels: np.ndarray, map_image: np.ndarray, *, baseline: str = "min",
-                 block: int | None = None) -> OverlapStats:
-    """How much the maps of two chunks of the same image overlap, per unordered pair of
-    labels, streaming (see :class:`OverlapStats`). ``source``: a store or whole-image blocks
-    ``(first_row, maps)``; ``map_image[r]``: the image of map ``r`` (sorted); pairs of the same
-    label are skipped."""
-    labels = np.asarray(labels, dtype=object)
-    map_image = np.asarray(map_image)
-    n = len(labels)
-    codes, names = _codes(labels, n)
-    L = max(len(names), 1)
-    acc: list[pd.DataFrame] = []
-    n_read = 0
-    for start, maps in _blocks_of(source, whole_images=True, block=block):
-        b, h, w = maps.shape
-        n_read += b
-        sl = slice(start, start + b)
-        lab = np.flatnonzero(codes[sl] >= 0)
-        if len(lab) < 2:
-            continue
-        c = np.full(b, -1, np.int64)
-        p = np.zeros((b, h * w), np.float32)
-        p[lab], mass = normalise_maps(maps[lab], baseline)
-        c[lab[mass > 0]] = codes[sl][lab[mass > 0]]
+class _OverlapAcc:
+    """Running sums for :func:`map_overlaps`."""
+
+    COLS = ["n", "overlap", "iou", "touch", "n_chance", "chance_overlap", "chance_iou", "chance_touch"]
+
+    def __init__(self, labels: np.ndarray, map_image: np.ndarray) -> None:
+        labels = np.asarray(labels, dtype=object)
+        self.map_image = np.asarray(map_image)
+        if len(self.map_image) != len(labels):
+            raise ValueError(f"map_image has {len(self.map_image)} rows, labels {len(labels)}")
+        self.codes, self.names = _codes(labels, len(labels))
+        self.acc: list[pd.DataFrame] = []
+
+    @property
+    def wanted(self) -> np.ndarray:
+        return self.codes >= 0
+
+    def add(self, start: int, p: np.ndarray, mass: np.ndarray, h: int, w: int) -> None:
+        L = max(len(self.names), 1)
+        sl = slice(start, start + len(p))
+        img = self.map_image[sl]
+        c = np.where(mass > 0, self.codes[sl], -1)
         idx = np.flatnonzero(c >= 0)
         if len(idx) < 2:
-            continue
-        left, right = _pairs_within(map_image[sl][idx])
+            return
+        left, right = _pairs_within(img[idx])
         left, right = idx[left], idx[right]
         la, lb = c[left], c[right]
         diff = la != lb
         left, right, la, lb = left[diff], right[diff], la[diff], lb[diff]
         if not len(left):
-            continue
+            return
         swap = la > lb  # unordered pair (a < b): left holds label a
         left, right = np.where(swap, right, left), np.where(swap, left, right)
         typ = np.minimum(la, lb) * L + np.maximum(la, lb)
@@ -1014,36 +1134,51 @@ def map_overlaps(source: Any, labels: np.ndarray, map_image: np.ndarray, *, base
         ts = typ[order]
         gstart = np.flatnonzero(np.r_[True, ts[1:] != ts[:-1]])
         gsize = np.diff(np.r_[gstart, len(ts)])
-        pos = np.arange(len(ts)) - np.repeat(gstart, gsize)
-        nxt = np.repeat(gstart, gsize) + (pos + 1) % np.repeat(gsize, gsize)
-        valid = np.repeat(gsize, gsize) > 1
+        first = np.repeat(gstart, gsize)
+        size = np.repeat(gsize, gsize)
+        nxt = first + (np.arange(len(ts)) - first + 1) % size
+        valid = size > 1
         cl, cr = left[order][valid], right[order[nxt]][valid]
-        same_img = map_image[sl][cl] == map_image[sl][cr]
-        cl, cr = cl[~same_img], cr[~same_img]
+        other = img[cl] != img[cr]
+        cl, cr = cl[other], cr[other]
         cov, ciou, ctouch = _pair_metrics(p[cl], p[cr], h, w) if len(cl) else (np.zeros(0),) * 3
-        ctyp = ts[valid][~same_img]
-        df = pd.DataFrame({"typ": typ, "overlap": ov, "iou": np.nan_to_num(iou), "touch": touch, "k": 1})
-        s = df.groupby("typ").sum()
-        cdf = pd.DataFrame({"typ": ctyp, "chance_overlap": cov, "chance_iou": np.nan_to_num(ciou),
-                            "chance_touch": ctouch, "n_chance": 1}).groupby("typ").sum()
-        acc.append(s.join(cdf, how="outer").fillna(0))
-    cols = ["n", "overlap", "iou", "touch", "n_chance", "chance_overlap", "chance_iou", "chance_touch"]
-    if not acc:
-        empty = pd.DataFrame(columns=cols, index=pd.MultiIndex.from_tuples([], names=["a", "b"]))
-        return OverlapStats(empty, n_read)
-    tot = pd.concat(acc).groupby(level=0).sum()
-    out = pd.DataFrame(index=tot.index)
-    out["n"] = tot["k"].astype(np.int64)
-    for k in ("overlap", "iou", "touch"):
-        out[k] = tot[k] / tot["k"].where(tot["k"] > 0)
-    out["n_chance"] = tot["n_chance"].astype(np.int64)
-    for k in ("overlap", "iou", "touch"):
-        out["chance_" + k] = tot["chance_" + k] / tot["n_chance"].where(tot["n_chance"] > 0)
-    out = out[out["n"] > 0]
-    a = [names[int(t) // L] for t in out.index]
-    bb = [names[int(t) % L] for t in out.index]
-    out.index = pd.MultiIndex.from_arrays([a, bb], names=["a", "b"])
-    return OverlapStats(out[cols].sort_values("n", ascending=False), n_read)
+        ctyp = ts[valid][other]
+        s = pd.DataFrame({"typ": typ, "overlap": ov, "iou": np.nan_to_num(iou), "touch": touch, "k": 1}
+                         ).groupby("typ").sum()
+        cs = pd.DataFrame({"typ": ctyp, "chance_overlap": cov, "chance_iou": np.nan_to_num(ciou),
+                           "chance_touch": ctouch, "n_chance": 1}).groupby("typ").sum()
+        self.acc.append(s.join(cs, how="outer").fillna(0))
+
+    def result(self, n_read: int) -> OverlapStats:
+        cols = self.COLS
+        if not self.acc:
+            empty = pd.DataFrame(columns=cols, index=pd.MultiIndex.from_tuples([], names=["a", "b"]))
+            return OverlapStats(empty, n_read)
+        L = max(len(self.names), 1)
+        tot = pd.concat(self.acc).groupby(level=0).sum()
+        out = pd.DataFrame(index=tot.index)
+        out["n"] = tot["k"].astype(np.int64)
+        for k in ("overlap", "iou", "touch"):
+            out[k] = tot[k] / tot["k"].where(tot["k"] > 0)
+        out["n_chance"] = tot["n_chance"].astype(np.int64)
+        for k in ("overlap", "iou", "touch"):
+            out["chance_" + k] = tot["chance_" + k] / tot["n_chance"].where(tot["n_chance"] > 0)
+        out = out[out["n"] > 0]
+        a = [self.names[int(t) // L] for t in out.index]
+        b = [self.names[int(t) % L] for t in out.index]
+        out.index = pd.MultiIndex.from_arrays([a, b], names=["a", "b"])
+        return OverlapStats(out[cols].sort_values("n", ascending=False), n_read)
+
+
+def map_overlaps(source: Any, labels: np.ndarray, map_image: np.ndarray, *, baseline: str = "min",
+                 block: int | None = None) -> OverlapStats:
+    """How much the maps of two chunks of the same image overlap, per unordered pair of
+    labels, streaming (see :class:`OverlapStats`). ``source``: a store or whole-image blocks
+    ``(first_row, maps)``; ``map_image[r]``: the image of map ``r`` (sorted); pairs of the same
+    label are skipped. Chance pairs are drawn within a block (a shard of a store)."""
+    acc = _OverlapAcc(labels, map_image)
+    n = _stream(source, [acc], baseline=baseline, block=block, whole_images=True)
+    return acc.result(n)
 
 
 # =========================================================================== plots

@@ -51,7 +51,9 @@ __all__ = [
     "blip_captions",
     "caption_images",
     "caption_scores",
+    "class_recall",
     "load_blip",
+    "mentioned_classes",
     "resize_images",
     "tiny_random_blip",
     "tokenize",
@@ -301,6 +303,28 @@ def caption_scores(candidates: Sequence[str], references: Sequence, per_image: b
     if per_image:
         out["CIDEr_per_image"] = np.asarray(cider_each, np.float64)
     return out
+
+
+def mentioned_classes(caption: str) -> set[str]:
+    """MicroWorld classes a caption names (any of a class's synonyms, as whole words).
+
+    >>> sorted(mentioned_classes("a puppy next to a red automobile"))
+    ['car', 'dog']
+    """
+    words = " " + " ".join(tokenize(caption)) + " "
+    return {name for name, spec in world.CLASSES.items()
+            if any(f" {' '.join(tokenize(s))} " in words for s in spec.synonyms)}
+
+
+def class_recall(captions: Sequence[str], scenes: Sequence) -> float:
+    """Fraction of the prompted objects whose class the caption of their image names
+    (``captions[i]`` describes the image made for ``scenes[i]``): a plain prompt-fidelity number."""
+    hits = total = 0
+    for caption, scene in zip(captions, scenes):
+        named = mentioned_classes(caption)
+        hits += sum(o.cls in named for o in scene.objects)
+        total += len(scene.objects)
+    return hits / total if total else float("nan")
 
 
 # ----------------------------------------------------------------------------- BLIP

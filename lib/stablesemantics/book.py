@@ -2,11 +2,11 @@
 
 Used by the Makefile (`make book`, `make notebook`); also handy on its own:
 
-    python scripts/notebooks.py list                          # notebooks named in _toc.yml
-    python scripts/notebooks.py params 01_generate smoke      # that notebook's smoke parameters, as YAML
-    python scripts/notebooks.py run --params smoke 01_generate
-    python scripts/notebooks.py run --params smoke 01_generate -- -p steps 4   # after --: papermill options
-    python scripts/notebooks.py stage                         # _build/src for `jupyter-book build`
+    python -m stablesemantics.book list                          # notebooks named in _toc.yml
+    python -m stablesemantics.book params 01_generate smoke      # that notebook's smoke parameters, as YAML
+    python -m stablesemantics.book run --params smoke 01_generate
+    python -m stablesemantics.book run --params smoke 01_generate -- -p steps 4   # after --: papermill options
+    python -m stablesemantics.book stage                         # _build/src for `jupyter-book build`
 
 Parameter files (notebooks/params/{default,smoke,colab}.yaml) have one section per
 notebook, keyed by the notebook's file stem:
@@ -29,6 +29,7 @@ paths equal the repository paths the Colab launch buttons open the real notebook
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import shutil
 import subprocess
@@ -37,7 +38,7 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PARAMS_DIR = ROOT / "notebooks" / "params"
 BUILD = ROOT / "_build"
 
@@ -117,7 +118,11 @@ def run_notebook(notebook: Path, params_set: str, out_dir: Path, extra: list[str
         *(extra or []),
     ]
     print("+", shlex.join(["papermill", *cmd[3:]]), flush=True)
-    if subprocess.run(cmd, cwd=ROOT).returncode != 0:
+    # The kernel must draw with the inline backend so figures land in the notebook (and the
+    # book). ipykernel picks it only when MPLBACKEND is unset; `make` sets MPLBACKEND=Agg for
+    # everything else, so drop it here. The inline backend renders off-screen too.
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    if subprocess.run(cmd, cwd=ROOT, env=env).returncode != 0:
         raise SystemExit(f"{notebook} failed; the executed part, with the error, is in {output}")
     return output
 
