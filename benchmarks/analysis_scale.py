@@ -22,7 +22,7 @@ and reports maps per second, wall and CPU time and the peak resident memory, in
 Usage::
 
     python benchmarks/analysis_scale.py                       # 1,000,000 maps
-    python benchmarks/analysis_scale.py --n-maps 50000 --out /tmp/bench   # a quick check
+    python benchmarks/analysis_scale.py --n-maps 50000 --out scratch/bench   # a quick check
 """
 
 from __future__ import annotations
