@@ -59,8 +59,11 @@ results instead of its numbers.
 
 Usage::
 
-    nice -n 10 python benchmarks/capture.py --quick      # smoke check, a few minutes on a loaded CPU
-    nice -n 10 python benchmarks/capture.py              # full: tiny + SD-1.5-shaped (+ CUDA if present)
+    nice -n 10 python benchmarks/capture.py --quick      # smoke check (~2 min of CPU time)
+    nice -n 10 python benchmarks/capture.py              # full: tiny + SD-1.5-shaped (+ CUDA if present),
+                                                         # ~8 min of CPU time (one thread)
+    python benchmarks/capture.py --setups tiny-cpu       # one setup
+    python benchmarks/capture.py --render benchmarks/results/capture.json   # re-summarize, no measuring
 
 Writes ``benchmarks/results/capture.json`` and ``capture.md`` (``--out``, ``--name``).
 """
@@ -435,6 +438,39 @@ def summarize_times(times: dict[str, dict[str, list[float]]], goal_ratio: float)
     return summary
 
 
+def paired(times: dict[str, dict[str, list[float]]]) -> dict[str, Any]:
+    """Secondary estimates, less sensitive to slow drifts of the machine's load than medians of
+    the modes taken separately: the median over repeats of (mode / plain of the same repeat) - 1
+    (the modes of one repeat run back to back), and DAAM's median time / ours."""
+    out: dict[str, Any] = {"paired_overhead": {}, "daam_over_ours": {}}
+    plain = times.get("plain", {})
+    for clock in ("wall", "cpu"):
+        p = plain.get(clock) or []
+        for mode in ("ours", "daam"):
+            t = times.get(mode, {}).get(clock) or []
+            if p and len(t) == len(p):
+                out["paired_overhead"].setdefault(mode, {})[clock] = statistics.median(
+                    [a / b - 1 for a, b in zip(t, p)])
+        o, d = times.get("ours", {}).get(clock), times.get("daam", {}).get(clock)
+        if o and d:
+            out["daam_over_ours"][clock] = statistics.median(d) / statistics.median(o)
+    return out
+
+
+def apply_summary(result: dict[str, Any]) -> None:
+    """Put the summaries of ``result["times"]`` into ``result`` (wall clock only off the CPU)."""
+    setup = result["setup"]
+    result.update(summarize_times(result["times"], setup["goal_ratio"]))
+    result.update(paired(result["times"]))
+    if setup["device"] != "cpu":  # CPU time of a process that waits on a GPU says nothing
+        for key in ("overhead", "ratio", "paired_overhead"):
+            for m in result[key].values():
+                m.pop("cpu", None)
+        result["median"] = {m: {"wall": v["wall"]} for m, v in result["median"].items()}
+        for key in ("faster_than_daam", "goal_ratio_met", "noise", "daam_over_ours"):
+            result[key].pop("cpu", None)
+
+
 def pearson(a: torch.Tensor, b: torch.Tensor) -> float:
     a = a.flatten().double()
     b = b.flatten().double()
@@ -660,15 +696,7 @@ def bench_setup(setup: Setup, threads: int, trace: Any, daam_error: str | None) 
             _log(f"[{setup.name}] repeat {r} {mode:5s} {res['wall']:8.2f}s wall {res['cpu']:8.2f}s CPU")
     result["daam_error"] = daam_err
     result["times"] = times
-    result.update(summarize_times(times, setup.goal_ratio))
-    if setup.device != "cpu":  # CPU time of a process that waits on a GPU says nothing
-        for key in ("overhead", "ratio"):
-            for m in result[key].values():
-                m.pop("cpu", None)
-        result["median"] = {m: {"wall": v["wall"]} for m, v in result["median"].items()}
-        result["faster_than_daam"].pop("cpu", None)
-        result["goal_ratio_met"].pop("cpu", None)
-        result["noise"].pop("cpu", None)
+    apply_summary(result)
 
     for mode in ("ours", "daam"):
         if mode in last:
@@ -827,12 +855,16 @@ def render_markdown(data: dict[str, Any]) -> str:
         "Overhead = (median time with the tool - median plain time) / median plain time; \"N x faster\" = "
         "DAAM's overhead / ours (DESIGN.md). *wall* is the wall clock; *cpu* the process CPU time, which on "
         "a shared machine is the steadier measure of the work done (torch runs "
-        f"{mi['torch_threads_cpu']} thread(s) on the CPU). *noise* = (max - min) / median of the plain times.",
+        f"{mi['torch_threads_cpu']} thread(s) on the CPU). *noise* = (max - min) / median of the plain times; an "
+        "overhead below it is not told apart from zero. *paired* = median over repeats of (mode / plain of the "
+        "same repeat) - 1, a second estimate (the modes of a repeat run back to back); *DAAM / ours* = ratio of "
+        "the median times, the direct comparison of the two tools.",
         "",
         "## Times",
         "",
-        "| setup | steps | repeats | clock | plain (s) | ours (s) | DAAM (s) | ours overhead | DAAM overhead | noise |",
-        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| setup | steps | repeats | clock | plain (s) | ours (s) | DAAM (s) | ours overhead | DAAM overhead | noise "
+        "| paired: ours / DAAM | DAAM / ours |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for s in data["setups"]:
         st = s["setup"]
@@ -844,7 +876,10 @@ def render_markdown(data: dict[str, Any]) -> str:
                 + (f"{med['daam'][clock]:.2f}" if "daam" in med else "n/a")
                 + f" | {_pct(s['overhead'].get('ours', {}).get(clock))} | "
                 f"{_pct(s['overhead'].get('daam', {}).get(clock))} | "
-                + ("n/a" if s["noise"][clock] is None else f"{s['noise'][clock]:.1%}") + " |"
+                + ("n/a" if s["noise"][clock] is None else f"{s['noise'][clock]:.1%}") + " | "
+                + f"{_pct(s.get('paired_overhead', {}).get('ours', {}).get(clock))} / "
+                + f"{_pct(s.get('paired_overhead', {}).get('daam', {}).get(clock))} | "
+                + f"{_x(s.get('daam_over_ours', {}).get(clock))} |"
             )
     lines += ["", "Setups:", ""]
     for s in data["setups"]:
@@ -877,11 +912,12 @@ def render_markdown(data: dict[str, Any]) -> str:
     if any_maps:
         lines += ["", "The maps come from random weights, so they show no objects: r measures whether the two "
                   "tools compute the same attention statistic, not segmentation quality. DAAM's map is a sum over "
-                  "steps, ours a mean (hence the mean ratio ~ steps); the rest of the difference is resampling "
-                  "(DAAM: bicubic to its fixed 64x64/96x96 + clamp; ours: antialiased bilinear to the latent size), "
-                  "which matters less once both are shrunk (second r). 'DAAM's layers' = our capture restricted to the "
-                  "layers DAAM keeps (down and up blocks; levels whose DAAM factor is 8 or not a power of two "
-                  "dropped)."]
+                  "steps, ours a mean (hence the mean ratio ~ steps). 'DAAM's layers' = our capture restricted to "
+                  "the layers DAAM keeps (down and up blocks; levels whose DAAM factor is 8 or not a power of two "
+                  "dropped): there the remaining difference is resampling (DAAM: bicubic to its fixed 64x64/96x96 "
+                  "+ clamp; ours: antialiased bilinear to the latent size), which matters less once both are "
+                  "shrunk (second r). 'All cross-attn layers' (our default) also has the mid block, which DAAM "
+                  "leaves out; its coarse 8x8 (SD) map weighs more once the maps are shrunk."]
     else:
         lines.append("DAAM did not produce maps: " + "; ".join(
             f"{s['setup']['name']}: {s.get('daam_error')}" for s in data["setups"]))
@@ -941,8 +977,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-memory", action="store_true", help="skip the 10-vs-50-steps memory measurement")
     parser.add_argument("--out", type=Path, default=RESULTS, help="output folder (default benchmarks/results)")
     parser.add_argument("--name", default="capture", help="base name of the .json/.md files (default capture)")
+    parser.add_argument("--render", type=Path, default=None, metavar="JSON",
+                        help="measure nothing: recompute the summaries of a results JSON from its raw times "
+                        "and rewrite it and its markdown (to --out/--name)")
     parser.add_argument("--_memory-child", dest="memory_child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+
+    if args.render is not None:
+        data = json.loads(args.render.read_text())
+        for result in data["setups"]:
+            apply_summary(result)
+        data["goals"] = goals_table(data)
+        note = "Summaries recomputed from the stored raw times with --render (no new measurement)."
+        if note not in data.setdefault("notes", []):
+            data["notes"].append(note)
+        write_results(data, args.out, args.name)
+        return 0
 
     if args.memory_child is not None:
         _daam_shims()
@@ -983,13 +1033,17 @@ def main(argv: list[str] | None = None) -> int:
     data["elapsed_s"] = time.perf_counter() - t_start
     data["goals"] = goals_table(data)
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = args.out / f"{args.name}.json", args.out / f"{args.name}.md"
+    write_results(data, args.out, args.name)
+    return 0
+
+
+def write_results(data: dict[str, Any], out: Path, name: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = out / f"{name}.json", out / f"{name}.md"
     json_path.write_text(json.dumps(_jsonable(data), indent=2, allow_nan=False) + "\n")
     md_path.write_text(render_markdown(data))
     _log(render_markdown(data))
     _log(f"wrote {json_path} and {md_path}")
-    return 0
 
 
 def _jsonable(obj: Any) -> Any:

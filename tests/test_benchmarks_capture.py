@@ -43,6 +43,9 @@ def test_overheads_are_relative_to_the_median_plain_time(bench):
     assert s["noise"]["wall"] == pytest.approx(2.0 / 11.0)
     assert s["goal_ratio_met"] == {"wall": True, "cpu": True}
     assert s["faster_than_daam"]["cpu"]["value"] == pytest.approx(15.0)
+    p = bench.paired(times)
+    assert p["paired_overhead"]["ours"]["wall"] == pytest.approx(0.10)  # median of +10%, -8.3%, +18.2%
+    assert p["daam_over_ours"]["wall"] == pytest.approx(2.0)
 
 
 def test_faster_than_daam_says_when_it_cannot_tell(bench):
