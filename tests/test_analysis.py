@@ -287,6 +287,11 @@ def test_map_overlaps_known_geometry(tmp_path, small_shards):
     # the same through small blocks
     ov2 = an.map_overlaps(an.iter_map_blocks(path, block=3, whole_images=True), labels, t["image"].to_numpy())
     assert ov2.pair("sky", "sun")["overlap"] == pytest.approx(0.75)
+    # images 0-2 as one prompt's seeds: no chance pairs among them
+    image = t["image"].to_numpy()
+    ov3 = an.map_overlaps(path, labels, image, groups=np.where(image < 3, 0, 1), block=100)
+    assert ov3.pair("table", "chair")["n_chance"] == 0 and ov3.pair("table", "chair")["n"] == 3
+    assert ov3.pair("sky", "sun")["n_chance"] <= 2
 
 
 # --------------------------------------------------------------------------- semantics

