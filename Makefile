@@ -48,7 +48,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -e ".[book,dev]"
 	@# open-clip-torch only ships the CLIP BPE vocabulary we need; its dependencies
 	@# would pull a torchvision that does not match this torch.
-	$(PY) -m pip install --no-deps open-clip-torch
+	$(PY) -m pip install --no-deps open-clip-torch daam
 	test -e $(VENV)/share/jupyter/kernels/python3/kernel.json || \
 	  $(PY) -m ipykernel install --sys-prefix --name python3
 	touch $@
