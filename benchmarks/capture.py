@@ -155,10 +155,10 @@ def sd15_components(width_div: int = 1, seed: int = 0) -> dict[str, Any]:
     encoder: one CLIP layer of width 768 (cheap; only its output shape matters to the UNet).
     VAE: 4 small levels, so ``vae_scale_factor`` is 8 as in SD (512x512 -> 64x64 latent).
     """
-    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+    from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from stablesemantics.prompts import load_clip_tokenizer
+    from stablesemantics.pipelines import assemble_components
 
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
@@ -200,24 +200,7 @@ def sd15_components(width_div: int = 1, seed: int = 0) -> dict[str, Any]:
             projection_dim=768,
         )
     )
-    scheduler = DDIMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-    )
-    return {
-        "unet": unet.eval(),
-        "vae": vae.eval(),
-        "text_encoder": text_encoder.eval(),
-        "tokenizer": load_clip_tokenizer(),
-        "scheduler": scheduler,
-        "safety_checker": None,
-        "feature_extractor": None,
-        "image_encoder": None,
-    }
+    return assemble_components(unet, vae, text_encoder)
 
 
 def build_pipeline(builder: str, width_div: int, device: str, dtype: torch.dtype) -> Any:

@@ -65,6 +65,22 @@ def test_notebook_is_committed_clean(notebook):
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_markdown_has_no_commented_lines(notebook):
+    """A markdown line starting with '# ' is a top-level heading: one left over from a
+    percent-format comment block turns a paragraph into a title. Only the first line of a
+    cell may be a '# ' heading (the chapter title)."""
+    nb = nbformat.read(notebook, as_version=4)
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "markdown":
+            continue
+        lines = cell.source.splitlines()
+        stray = [line for line in lines[1:] if line == "#" or line.startswith("# ")]
+        assert not stray, f"markdown cell {i} has comment-like lines {stray[:2]}"
+        if i > 1:
+            assert not lines[0].startswith("# "), f"markdown cell {i} opens with a top-level heading"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
 @pytest.mark.parametrize("params_set", PARAM_SETS)
 def test_params_sections_name_real_parameters(notebook, params_set):
     sections = yaml.safe_load((ROOT / "notebooks" / "params" / f"{params_set}.yaml").read_text())

@@ -152,9 +152,19 @@ def test_benchmark_helpers_run_on_tiny_pipeline(tiny_pipe):
 
     scenes = world.render_scenes(2, seed=0, config=world.WorldConfig(size=32, max_objects=2))
     sweep = seg.localisation_sweep(
-        tiny_pipe, scenes, {"all": CaptureConfig(), "up": CaptureConfig(blocks=("up",))}, strength=0.5, steps=2
+        tiny_pipe, scenes, {"all": CaptureConfig(), "up, t=300": (CaptureConfig(blocks=("up",)), 300)},
+        strength=0.5, steps=2,
     )
-    assert list(sweep.index) == ["all", "up"] and sweep["best_global_miou"].between(0, 1).all()
+    assert list(sweep.index) == ["all", "up, t=300"] and sweep["best_global_miou"].between(0, 1).all()
+    assert sweep["timestep"].tolist()[1] == 300
+
+    probe = seg.noised_scene_maps(tiny_pipe, scenes, timestep=500, capture=CaptureConfig(resolutions=(2,)))
+    assert probe.maps.shape == probe.masks.shape and probe.maps.shape[1:] == (32, 32)
+    assert probe.classes == [o.cls for s in scenes for o in s.objects]
+    again = seg.noised_scene_maps(tiny_pipe, scenes, timestep=500, capture=CaptureConfig(resolutions=(2,)))
+    np.testing.assert_allclose(probe.maps, again.maps, rtol=1e-5)  # same seed, same noise
+    with pytest.raises(ValueError):
+        seg.noised_scene_maps(tiny_pipe, scenes, capture=CaptureConfig(t_range=(0.0, 0.5)))
 
     om = seg.rendered_scene_maps(tiny_pipe, scenes, strength=0.5, steps=2)
     images = world.stack_images(scenes)[om.scene_index]
@@ -169,6 +179,19 @@ def test_benchmark_helpers_run_on_tiny_pipeline(tiny_pipe):
 
     small_images, small_masks = seg.resize_pairs(gen.images, masks, 16)
     assert small_images.shape == (2, 16, 16, 3) and small_masks.shape == (2, 16, 16)
-    model = seg.train_segmenter(seg.SegmenterTraining(steps=2, batch=2, width=8), images=small_images, masks=small_masks)
+    model = seg.train_segmenter(seg.SegmenterTraining(steps=2, batch=2, width=8, background_weight=0.2, flip=True),
+                                images=small_images, masks=small_masks)
     scores = seg.evaluate_segmenter(model, small_images, small_masks)
     assert 0 <= scores["miou"] <= 1 and scores["per_class"]
+
+
+def test_grid_ceiling_maps_are_exact_on_aligned_blocks_and_lossy_on_small_objects():
+    masks = np.zeros((2, 16, 16), bool)
+    masks[0, 4:12, 4:12] = True  # aligned with a 4x4 grid: pooling loses nothing
+    masks[1, 5, 5] = True  # one pixel: a quarter of a 4x4 cell
+    ceiling = seg.grid_ceiling_maps(masks, (4, 4))
+    assert ceiling.shape == masks.shape
+    best0, _ = seg.best_threshold_miou(ceiling[:1], masks[:1])
+    assert best0 > 0.75  # bilinear upsampling blurs the block's edge a little
+    best1, _ = seg.best_threshold_miou(ceiling[1:], masks[1:])
+    assert best1 < 0.5  # a 16-pixel cell cannot outline one pixel

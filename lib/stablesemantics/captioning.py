@@ -248,7 +248,9 @@ def train_captioner(cfg: CaptionerTraining, images: np.ndarray, captions: Sequen
     t0 = time.time()
     for step in range(cfg.steps):
         idx = torch.from_numpy(rng.integers(0, len(x_all), min(cfg.batch, len(x_all))))
-        x, y = x_all[idx].to(device), y_all[idx].to(device)
+        y = y_all[idx]
+        y = y[:, : int((y != 0).sum(1).max())]  # drop the columns that are padding in the whole batch
+        x, y = x_all[idx].to(device), y.to(device)
         logits = model(x, y[:, :-1])
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y[:, 1:].reshape(-1), ignore_index=0)
         opt.zero_grad(set_to_none=True)

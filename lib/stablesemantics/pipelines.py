@@ -29,9 +29,11 @@ from transformers import CLIPTextConfig, CLIPTextModel
 __all__ = [
     "MODEL_DIR",
     "ModelNotFoundError",
+    "assemble_components",
     "default_device",
     "default_dtype",
     "load_pipeline",
+    "sd_scheduler",
     "tiny_random_components",
 ]
 
@@ -68,8 +70,6 @@ def tiny_random_components(seed: int = 0) -> dict[str, Any]:
     """
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    from .prompts import load_clip_tokenizer
-
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
         block_out_channels=(32, 64),
@@ -110,7 +110,13 @@ def tiny_random_components(seed: int = 0) -> dict[str, Any]:
             projection_dim=32,
         )
     )
-    scheduler = DDIMScheduler(
+    return assemble_components(unet, vae, text_encoder)
+
+
+def sd_scheduler() -> DDIMScheduler:
+    """DDIM with Stable Diffusion 1.x's noise schedule (scaled-linear betas 0.00085–0.012)."""
+    return DDIMScheduler(
+        num_train_timesteps=1000,
         beta_start=0.00085,
         beta_end=0.012,
         beta_schedule="scaled_linear",
@@ -118,12 +124,19 @@ def tiny_random_components(seed: int = 0) -> dict[str, Any]:
         set_alpha_to_one=False,
         steps_offset=1,
     )
+
+
+def assemble_components(unet: Any, vae: Any, text_encoder: Any) -> dict[str, Any]:
+    """The keyword arguments of :class:`StableDiffusionPipeline` around three models: the real
+    CLIP tokenizer (built offline), :func:`sd_scheduler`, and no safety checker."""
+    from .prompts import load_clip_tokenizer
+
     return {
         "unet": unet.eval(),
         "vae": vae.eval(),
         "text_encoder": text_encoder.eval(),
         "tokenizer": load_clip_tokenizer(),
-        "scheduler": scheduler,
+        "scheduler": sd_scheduler(),
         "safety_checker": None,
         "feature_extractor": None,
         "image_encoder": None,

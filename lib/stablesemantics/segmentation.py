@@ -17,7 +17,7 @@ Example::
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +79,15 @@ def best_threshold_miou(maps: np.ndarray, masks: np.ndarray, thresholds=None) ->
     return float(scores[best]), float(thresholds[best])
 
 
+def grid_ceiling_maps(masks: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """The best maps a ``grid``-sized attention map could be: each true mask averaged onto the
+    grid (area pooling) and upsampled back like a captured map. Their mIoU at the best global
+    threshold is the ceiling that the map resolution alone puts on localisation."""
+    t = torch.as_tensor(np.asarray(masks, np.float32))[:, None]
+    pooled = F.adaptive_avg_pool2d(t, grid)[:, 0].numpy()
+    return resize_maps(pooled, masks.shape[1:])
+
+
 def centre_prior(shape: tuple[int, int], sigma: float = 0.25) -> np.ndarray:
     """An isotropic Gaussian centred on the image (sigma as a fraction of the size)."""
     h, w = shape
@@ -129,6 +138,8 @@ class SegmenterTraining:
     seed: int = 0
     image_size: int = 64
     width: int = 32
+    background_weight: float = 1.0  # loss weight of background pixels (< 1: objects learnt sooner)
+    flip: bool = False  # random horizontal flips of the training batches
 
 
 def train_segmenter(cfg: SegmenterTraining = SegmenterTraining(), images=None, masks=None, log_every: int = 100, progress=None, device=None) -> SmallSegmenter:
@@ -154,8 +165,16 @@ def train_segmenter(cfg: SegmenterTraining = SegmenterTraining(), images=None, m
         else:
             idx = rng.integers(0, len(images), cfg.batch)
             x, y = images[idx], masks[idx]
+        if cfg.flip:
+            flip = rng.random(len(x)) < 0.5
+            x = np.where(flip[:, None, None, None], x[:, :, ::-1], x)
+            y = np.where(flip[:, None, None], y[:, :, ::-1], y)
         logits = model(images_to_tensor(x).to(device))
-        loss = F.cross_entropy(logits, torch.from_numpy(y.astype(np.int64)).to(device))
+        weight = None
+        if cfg.background_weight != 1.0:
+            weight = torch.ones(logits.shape[1], device=device)
+            weight[0] = cfg.background_weight
+        loss = F.cross_entropy(logits, torch.from_numpy(y.astype(np.int64)).to(device), weight=weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -267,21 +286,92 @@ def rendered_scene_maps(
     return ObjectMaps(np.concatenate(maps), np.stack(masks), classes, np.asarray(where))
 
 
-def train_reference_segmenter(steps: int = 800, out: Path = REFERENCE_DIR, width: int = 16) -> dict:
+def _object_maps(pipe, part: list, token_maps: torch.Tensor, start: int, out: tuple) -> None:
+    """Append each object phrase's map (resized to the image), true mask, class and scene index."""
+    from .attention import chunk_maps
+    from .prompts import token_indices_for_spans
+
+    maps, masks, classes, where = out
+    for i, scene in enumerate(part):
+        spans = token_indices_for_spans(scene.caption, scene.object_spans, pipe.tokenizer)
+        keep = [k for k, s in enumerate(spans) if s.indices and not s.truncated]
+        if not keep:
+            continue
+        m = chunk_maps(token_maps[i], [spans[k].indices for k in keep]).numpy()
+        maps.append(resize_maps(m, scene.image.shape[:2]))
+        masks.extend(scene.instance_mask == k + 1 for k in keep)
+        classes.extend(scene.objects[k].cls for k in keep)
+        where.extend([start + i] * len(keep))
+
+
+@torch.no_grad()
+def encode_scenes(pipe, scenes: list, batch_size: int = 16) -> torch.Tensor:
+    """Scaled VAE latent means ``(n, 4, h, w)`` of rendered scenes (what the UNet denoises)."""
+    out = []
+    for start in range(0, len(scenes), batch_size):
+        x = images_to_tensor(np.stack([s.image for s in scenes[start : start + batch_size]]))
+        lat = pipe.vae.encode(x.to(pipe.device, pipe.vae.dtype)).latent_dist.mean
+        out.append(lat * pipe.vae.config.scaling_factor)
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def noised_scene_maps(pipe, scenes: list, timestep: int = 400, capture=None, seed: int = 0,
+                      batch_size: int = 16, latents: torch.Tensor | None = None) -> ObjectMaps:
+    """The cheapest localisation probe: scenes noised to ``timestep``, ONE UNet call with their captions.
+
+    Each scene's latent (``latents``, else :func:`encode_scenes`) gets Gaussian noise at
+    ``timestep`` (0–1000, the scheduler's ``add_noise``) and the UNet predicts the noise once,
+    conditioned on the caption (no guidance); the maps are that call's cross-attention
+    (``capture`` selects layers; ``t_range`` does not apply to one call). The noise depends
+    only on ``seed`` and the scene's batch, so settings compared on the same scenes see the
+    same noisy latents. Fifteen times cheaper than a 15-step :func:`rendered_scene_maps`.
+    """
+    from .attention import CaptureConfig, CrossAttentionCapture
+
+    capture = capture or CaptureConfig()
+    if capture.t_range != (0.0, 1.0):
+        raise ValueError("one UNet call has no step range: vary `timestep` instead of t_range")
+    if latents is None:
+        latents = encode_scenes(pipe, scenes, batch_size)
+    device, dtype = pipe.device, pipe.unet.dtype
+    out: tuple = ([], [], [], [])
+    for start in range(0, len(scenes), batch_size):
+        part = scenes[start : start + batch_size]
+        lat = latents[start : start + len(part)].to(device, torch.float32)
+        gen = torch.Generator().manual_seed(seed + start)
+        noise = torch.randn(lat.shape, generator=gen).to(device)
+        t = torch.full((len(part),), int(timestep), dtype=torch.long, device=device)
+        noisy = pipe.scheduler.add_noise(lat, noise, t)
+        ids = pipe.tokenizer([s.caption for s in part], padding="max_length", truncation=True,
+                             max_length=pipe.tokenizer.model_max_length, return_tensors="pt").input_ids
+        cond = pipe.text_encoder(ids.to(device))[0]
+        with CrossAttentionCapture(pipe.unet, capture) as cap:
+            pipe.unet(noisy.to(dtype), t, encoder_hidden_states=cond.to(dtype))
+        _object_maps(pipe, part, cap.maps.float().cpu(), start, out)
+    maps, masks, classes, where = out
+    return ObjectMaps(np.concatenate(maps), np.stack(masks), classes, np.asarray(where))
+
+
+def train_reference_segmenter(steps: int = 4000, out: Path = REFERENCE_DIR, width: int = 16,
+                              background_weight: float = 0.3, flip: bool = True) -> dict:
     """Train and save the reference segmenter; returns its held-out pixel accuracy and mIoU.
 
-    Run with ``python -m stablesemantics.segmentation`` (``make model`` does).
+    Run with ``python -m stablesemantics.segmentation`` (``make model`` does). Background
+    pixels are most of every scene, so their loss weight is lowered (``background_weight``):
+    with equal weights a short run learns to answer "background" everywhere.
     """
     import json
 
     t0 = time.time()
-    model = train_segmenter(SegmenterTraining(steps=steps, width=width), log_every=50, progress=lambda r: print(r, flush=True))
+    cfg = SegmenterTraining(steps=steps, width=width, background_weight=background_weight, flip=flip)
+    model = train_segmenter(cfg, log_every=50, progress=lambda r: print(r, flush=True))
     scenes = world.render_scenes(256, seed=777_777)
     truth = np.stack([s.class_mask for s in scenes])
     pred = predict_classes(model, np.stack([s.image for s in scenes]))
     per_class = {c: iou(pred == i + 1, truth == i + 1) for i, c in enumerate(world.CLASSES) if (truth == i + 1).any()}
     report = {
-        "steps": steps,
+        "config": asdict(cfg),
         "train_seconds": round(time.time() - t0),
         "heldout_pixel_accuracy": float((pred == truth).mean()),
         "heldout_class_miou": float(np.mean(list(per_class.values()))),
@@ -291,16 +381,6 @@ def train_reference_segmenter(steps: int = 800, out: Path = REFERENCE_DIR, width
     (Path(out) / "metrics.json").write_text(json.dumps(report, indent=1))
     return report
 
-
-if __name__ == "__main__":
-    import argparse
-
-    parser = argparse.ArgumentParser(description="Train the MicroWorld reference segmenter.")
-    parser.add_argument("--steps", type=int, default=800)
-    parser.add_argument("--width", type=int, default=16)
-    parser.add_argument("--out", type=Path, default=REFERENCE_DIR)
-    args = parser.parse_args()
-    print(train_reference_segmenter(args.steps, args.out, args.width))
 
 
 # ============================================================================= benchmark: map → mask
@@ -689,26 +769,39 @@ def random_weights_pipeline(pipe, seed: int = 0):
 
 
 def localisation_sweep(pipe, scenes: list, configs: dict, strength: float = 0.6, steps: int = 25,
-                       guidance: float = 1.0, seed: int = 0, batch_size: int = 16, method: str = "otsu"):
+                       guidance: float = 1.0, seed: int = 0, batch_size: int = 16, method: str = "otsu",
+                       timestep: int | None = None):
     """Localisation of each capture setting on rendered scenes (same scenes, seeds and noise for all).
 
-    ``configs`` maps a label to a :class:`~stablesemantics.attention.CaptureConfig`. Returns a
-    DataFrame with one row per label: ``best_global_miou`` (object mIoU at the best single
-    threshold, tuned on these maps: an upper bound for global thresholds), its threshold, and the
-    object and class mIoU of ``method``. Capturing does not change the denoising, so every label
-    sees exactly the same images and noise: differences come from the layers and steps alone.
+    ``configs`` maps a label to a :class:`~stablesemantics.attention.CaptureConfig`, or to a pair
+    ``(CaptureConfig, timestep)``. A plain config runs :func:`rendered_scene_maps` (an img2img run
+    at ``strength``) unless ``timestep`` is given; a pair, or any config when ``timestep`` is given,
+    runs the one-call probe :func:`noised_scene_maps` at that timestep (the scenes are encoded
+    once for all such settings). Capturing does not change the denoising, so the settings differ
+    only in the layers and steps they read.
+
+    Returns a DataFrame with one row per label: ``best_global_miou`` (object mIoU at the best
+    single threshold, tuned on these maps: an upper bound for global thresholds), its threshold,
+    the object and class mIoU of ``method``, and the timestep (``None`` for img2img runs).
     """
     import pandas as pd
 
+    latents = None
     rows = []
-    for label, capture in configs.items():
-        om = rendered_scene_maps(pipe, scenes, strength=strength, steps=steps, guidance=guidance,
-                                 capture=capture, seed=seed, batch_size=batch_size)
+    for label, setting in configs.items():
+        capture, t = setting if isinstance(setting, tuple) else (setting, timestep)
+        if t is None:
+            om = rendered_scene_maps(pipe, scenes, strength=strength, steps=steps, guidance=guidance,
+                                     capture=capture, seed=seed, batch_size=batch_size)
+        else:
+            if latents is None:
+                latents = encode_scenes(pipe, scenes, batch_size)
+            om = noised_scene_maps(pipe, scenes, int(t), capture, seed=seed, batch_size=batch_size, latents=latents)
         best, thr = best_threshold_miou(om.maps, om.masks)
         pred = binarise_maps(om.maps, method)[0]
         rows.append({"setting": label, "best_global_miou": best, "best_threshold": thr,
                      **{f"{method}_{k}": v for k, v in mask_scores(pred, om.masks, om.classes).items()},
-                     "n_objects": len(om.maps)})
+                     "timestep": None if t is None else int(t), "n_objects": len(om.maps)})
     return pd.DataFrame(rows).set_index("setting")
 
 
@@ -813,3 +906,16 @@ def resize_pairs(images: np.ndarray, masks: np.ndarray, size: int) -> tuple[np.n
 def evaluate_segmenter(model: SmallSegmenter, images: np.ndarray, masks: np.ndarray) -> dict:
     """:func:`semantic_scores` of a segmenter's predictions on images with true class masks."""
     return semantic_scores(predict_classes(model, images), masks)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Train the MicroWorld reference segmenter.")
+    parser.add_argument("--steps", type=int, default=4000)
+    parser.add_argument("--width", type=int, default=16)
+    parser.add_argument("--background-weight", type=float, default=0.3)
+    parser.add_argument("--no-flip", dest="flip", action="store_false")
+    parser.add_argument("--out", type=Path, default=REFERENCE_DIR)
+    args = parser.parse_args()
+    print(train_reference_segmenter(args.steps, args.out, args.width, args.background_weight, args.flip))

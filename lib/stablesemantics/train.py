@@ -40,11 +40,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, UNet2DConditionModel
+from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
 from transformers import CLIPTextConfig, CLIPTextModel
 
 from . import world
+from .pipelines import assemble_components
 from .prompts import load_clip_tokenizer, token_indices_for_spans
 from .segmentation import best_threshold_miou
 
@@ -74,7 +75,7 @@ class TrainConfig:
     text_hidden: int = 64
     text_layers: int = 2
     unet_channels: tuple[int, ...] = (32, 64, 64)
-    unet_steps: int = 6000
+    unet_steps: int = 3200
     batch: int = 32
     lr: float = 5e-4
     warmup: int = 200
@@ -82,7 +83,7 @@ class TrainConfig:
     grounding_weight: float = 1.0
     dataset_scenes: int = 16384  # rendered once, encoded once (latents cached in memory)
     # bookkeeping
-    eval_every: int = 500
+    eval_every: int = 400
     eval_scenes: int = 48
     eval_timesteps: tuple[int, ...] = (300, 500)
     ckpt_every: int = 100
@@ -150,18 +151,6 @@ def train_noise_scheduler() -> DDPMScheduler:
         beta_end=0.012,
         beta_schedule="scaled_linear",
         clip_sample=False,
-    )
-
-
-def inference_scheduler() -> DDIMScheduler:
-    return DDIMScheduler(
-        num_train_timesteps=1000,
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
     )
 
 
@@ -325,6 +314,11 @@ def scene_stream(cfg: TrainConfig, stream_seed: int, step: int, n: int) -> list[
     return [world.sample_scene(rng, wc) for _ in range(n)]
 
 
+def _seed_step(cfg: TrainConfig, stage: int, step: int) -> None:
+    """Seed torch's global RNG for one step of one stage, so a resumed run replays the same noise."""
+    torch.manual_seed(int(np.random.default_rng([cfg.seed, 100 + stage, step]).integers(2**62)))
+
+
 def _deadline(cfg: TrainConfig, start: float) -> bool:
     return cfg.max_minutes is not None and time.time() - start > cfg.max_minutes * 60
 
@@ -350,6 +344,7 @@ def train_vae(cfg: TrainConfig, ckpt: Path, start: float, log) -> AutoencoderKL 
         opt.load_state_dict(state["opt"])
         step = state["step"]
     while step < cfg.vae_steps:
+        _seed_step(cfg, 1, step)  # the posterior samples
         scenes = scene_stream(cfg, 1, step, cfg.vae_batch)
         x = torch.from_numpy(np.stack([s.image for s in scenes])).permute(0, 3, 1, 2).float() / 127.5 - 1
         if cfg.vae_crop:
@@ -456,7 +451,7 @@ def train_unet(cfg: TrainConfig, vae: AutoencoderKL, scaling: float, ckpt_dir: P
     sink = install_recorder(unet)
     t0 = time.time()
     while step < cfg.unet_steps:
-        torch.manual_seed(cfg.seed * 1_000_003 + step)  # resuming replays the same noise
+        _seed_step(cfg, 2, step)
         rng = np.random.default_rng([cfg.seed, 3, step])
         drop = rng.random(cfg.batch) < cfg.caption_dropout
         latents, batch = data.batch(rng.integers(0, len(data.scenes), cfg.batch), tokenizer, cfg.max_objects, drop)
@@ -518,16 +513,7 @@ def export(cfg: TrainConfig, vae: AutoencoderKL, scaling: float, ckpt_dir: Path,
     unet.load_state_dict(best["unet"])
     text_encoder.load_state_dict(best["text_encoder"])
     vae.register_to_config(scaling_factor=scaling)
-    pipe = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=load_clip_tokenizer(),
-        unet=unet,
-        scheduler=inference_scheduler(),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
+    pipe = StableDiffusionPipeline(**assemble_components(unet, vae, text_encoder), requires_safety_checker=False)
     out = Path(cfg.out)
     pipe.save_pretrained(out, safe_serialization=True)
     meta = {
