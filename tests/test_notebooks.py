@@ -108,6 +108,19 @@ def test_stage_puts_executed_notebooks_at_their_toc_paths(tmp_path):
         assert (dest / nb).read_text() == "{}"
 
 
+def test_runner_executes_a_notebook_and_records_its_time(tmp_path, monkeypatch):
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("JUPYTER_PREFER_ENV_PATH", "1")
+    out = tmp_path / "executed"
+    headline = tmp_path / "00.json"
+    assert book.main(["run", "--params", "smoke", "--out", str(out), "00_microworld", "--", "-p", "out_json", str(headline)]) == 0
+    executed = nbformat.read(out / "00_microworld.ipynb", as_version=4)
+    assert any(c.cell_type == "code" and c.outputs for c in executed.cells)
+    timings = json.loads((out / "timings.json").read_text())
+    assert list(timings) == ["00_microworld"] and timings["00_microworld"]["params"] == "smoke"
+    assert timings["00_microworld"]["seconds"] > 0 and headline.exists()
+
+
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_smoke_run(notebook, tmp_path, monkeypatch):
     for name, value in {

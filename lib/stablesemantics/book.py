@@ -15,7 +15,7 @@ notebook, keyed by the notebook's file stem:
       n_seeds: 2
       steps: 10
 
-`run` writes the section to _build/params/<stem>.<set>.yaml and calls
+`run` records each notebook's wall time in <out>/timings.json. It writes the section to _build/params/<stem>.<set>.yaml and calls
 `papermill <notebook> _build/notebooks/<stem>.ipynb -f <that file> --cwd <repo root>`,
 printing the command so it can be copied and changed (add `-p name value` to override
 one parameter). A notebook without a section runs with its own defaults.
@@ -29,11 +29,13 @@ paths equal the repository paths the Colab launch buttons open the real notebook
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -171,9 +173,15 @@ def main(argv: list[str] | None = None) -> int:
         notebooks = [resolve_notebook(n) for n in args.notebooks] or toc_notebooks()
         if not notebooks:
             raise SystemExit("no notebooks to run")
-        out = args.out if args.out.is_absolute() else (Path.cwd() / args.out)
+        out = (args.out if args.out.is_absolute() else (Path.cwd() / args.out)).resolve()
+        timings_file = out / "timings.json"
+        timings = json.loads(timings_file.read_text()) if timings_file.exists() else {}
         for nb in notebooks:
-            run_notebook(nb, args.params, out.resolve(), extra)
+            t0 = time.perf_counter()
+            run_notebook(nb, args.params, out, extra)
+            timings[nb.stem] = {"params": args.params, "seconds": round(time.perf_counter() - t0, 1)}
+            timings_file.write_text(json.dumps(timings, indent=1))
+            print(f"{nb.stem}: {timings[nb.stem]['seconds']:.0f} s (all timings: {timings_file})", flush=True)
     elif args.cmd == "stage":
         print(stage(args.executed.resolve(), args.dest.resolve()))
     return 0
