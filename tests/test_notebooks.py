@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import nbformat
@@ -104,6 +105,10 @@ def test_stage_puts_executed_notebooks_at_their_toc_paths(tmp_path):
         (executed / nb.name).write_text("{}")
     dest = book.stage(executed, tmp_path / "src")
     assert (dest / "_toc.yml").exists() and (dest / "book" / "intro.md").exists()
+    assert (dest / "benchmarks" / "results" / "microsd_eval.md").exists()  # pages include the tables
+    for page in (ROOT / "book").glob("*.md"):  # every table a page includes is staged
+        for included in re.findall(r"```\{include\}\s+(\S+)", page.read_text()):
+            assert (dest / "book" / included).resolve().exists(), f"{page.name} includes missing {included}"
     for nb in book.toc_notebooks():
         assert (dest / nb).read_text() == "{}"
 
@@ -166,3 +171,8 @@ def _literal(source: str):
         return ast.literal_eval(source)
     except (ValueError, SyntaxError):
         return source
+
+
+def test_glue_text_formats_numbers_and_missing_values():
+    texts = book.glue_text("sx", {"r": 0.91234, "n": 12, "none": None, "nan": float("nan"), "name": "otsu", "ok": True})
+    assert texts == {"sx_r": "0.912", "sx_n": "12", "sx_none": "n/a", "sx_nan": "n/a", "sx_name": "otsu", "sx_ok": "True"}

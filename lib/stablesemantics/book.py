@@ -20,8 +20,8 @@ notebook, keyed by the notebook's file stem:
 printing the command so it can be copied and changed (add `-p name value` to override
 one parameter). A notebook without a section runs with its own defaults.
 
-`stage` assembles _build/src: _config.yml, _toc.yml and book/ copied from the repository,
-and at every notebook path named in the toc the *executed* notebook from _build/notebooks.
+`stage` assembles _build/src: _config.yml, _toc.yml, book/ and the benchmark tables
+(benchmarks/results/*.md, which book pages include) copied from the repository, and at every notebook path named in the toc the *executed* notebook from _build/notebooks.
 The committed notebooks stay output-free, the book shows outputs, and because the staged
 paths equal the repository paths the Colab launch buttons open the real notebooks/ files.
 """
@@ -98,6 +98,35 @@ def load_params(stem: str, params_set: str) -> dict:
     return params
 
 
+def glue_text(prefix: str, values: dict, spec: str = ".3f") -> dict[str, str]:
+    """Glue each value as text under ``<prefix>_<key>`` for the book's cross-page references.
+
+    Numbers are formatted with ``spec``; ``None`` and NaN become "n/a". Outside a MyST-NB
+    build (plain Jupyter, Colab, papermill without myst_nb) nothing is glued; the formatted
+    texts are returned either way, so a notebook can print them.
+    """
+    import math
+
+    texts = {}
+    for key, value in values.items():
+        if value is None or (isinstance(value, float) and not math.isfinite(value)):
+            text = "n/a"
+        elif isinstance(value, bool) or not isinstance(value, (int, float)):
+            text = str(value)
+        elif isinstance(value, int):
+            text = str(value)
+        else:
+            text = format(value, spec)
+        texts[f"{prefix}_{key}"] = text
+    try:
+        from myst_nb import glue
+    except ImportError:
+        return texts
+    for name, text in texts.items():
+        glue(name, text, display=False)
+    return texts
+
+
 def resolve_notebook(name: str) -> Path:
     """`01_generate`, `01_generate.ipynb` or `notebooks/01_generate.ipynb` -> repository-relative path."""
     for cand in (Path(name), Path("notebooks") / name, Path("notebooks") / f"{name}.ipynb"):
@@ -137,6 +166,11 @@ def stage(executed_dir: Path, dest: Path) -> Path:
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy2(ROOT / name, dest / name)
     shutil.copytree(ROOT / "book", dest / "book", ignore=shutil.ignore_patterns("__pycache__", "*.py"))
+    # benchmark tables, so pages can {include} them instead of copying numbers by hand
+    results = ROOT / "benchmarks" / "results"
+    (dest / "benchmarks" / "results").mkdir(parents=True)
+    for table in sorted(results.glob("*.md")):
+        shutil.copy2(table, dest / "benchmarks" / "results" / table.name)
     for nb in toc_notebooks():
         executed = executed_dir / nb.name
         if not executed.exists():
