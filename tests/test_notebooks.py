@@ -56,6 +56,8 @@ def test_there_are_notebooks():
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_is_committed_clean(notebook):
+    raw = json.loads(notebook.read_text())
+    assert all("id" in c for c in raw["cells"]), "every cell needs an id (nbformat 4.5): normalise the notebook"
     nb = nbformat.read(notebook, as_version=4)
     nbformat.validate(nb)
     tagged = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
