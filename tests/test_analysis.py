@@ -212,6 +212,8 @@ def test_world_labels_and_categories():
 def test_map_contexts_from_place_chunks():
     t = pd.DataFrame({"image": [0, 0, 1, 1, 2], "lemma": ["dog", "shore", "cat", "x", "meadow"]})
     assert an.map_contexts(t).tolist() == ["beach", "beach", None, None, "field"]
+    no_place = pd.DataFrame({"image": [0, 1], "lemma": ["cabin", "fisherman"]})  # free text, no place named
+    assert an.map_contexts(no_place).tolist() == [None, None]
 
 
 def test_world_prompts_are_deterministic():

@@ -413,7 +413,7 @@ def map_contexts(table: pd.DataFrame, labels: np.ndarray | None = None) -> np.nd
     has = pd.Series(place).notna().to_numpy()
     first = pd.Series(place[has], index=table["image"].to_numpy()[has])
     first = first[~first.index.duplicated()]
-    out = first.reindex(table["image"].to_numpy()).to_numpy(dtype=object)
+    out = np.array(first.reindex(table["image"].to_numpy()).to_numpy(dtype=object), dtype=object)  # writable copy
     out[pd.isna(out)] = None
     return out
 
