@@ -252,13 +252,12 @@ def rendered_scene_maps(
     from diffusers import StableDiffusionImg2ImgPipeline
     from PIL import Image
 
-    from .attention import CaptureConfig, capture_cross_attention, chunk_maps
-    from .prompts import token_indices_for_spans
+    from .attention import CaptureConfig, capture_cross_attention
 
     img2img = StableDiffusionImg2ImgPipeline(**{**pipe.components, "requires_safety_checker": False})
     img2img.set_progress_bar_config(disable=True)
     capture = capture or CaptureConfig()
-    maps, masks, classes, where = [], [], [], []
+    out: tuple = ([], [], [], [])
     for start in range(0, len(scenes), batch_size):
         part = scenes[start : start + batch_size]
         gens = [torch.Generator(device=pipe.device).manual_seed(seed + start + i) for i in range(len(part))]
@@ -272,18 +271,8 @@ def rendered_scene_maps(
                 generator=gens,
                 output_type="latent",
             )
-        token_maps = cap.maps.float().cpu()
-        for i, scene in enumerate(part):
-            spans = token_indices_for_spans(scene.caption, scene.object_spans, pipe.tokenizer)
-            keep = [k for k, s in enumerate(spans) if s.indices and not s.truncated]
-            if not keep:
-                continue
-            m = chunk_maps(token_maps[i], [spans[k].indices for k in keep]).numpy()
-            maps.append(resize_maps(m, scene.image.shape[:2]))
-            masks.extend(scene.instance_mask == k + 1 for k in keep)
-            classes.extend(scene.objects[k].cls for k in keep)
-            where.extend([start + i] * len(keep))
-    return ObjectMaps(np.concatenate(maps), np.stack(masks), classes, np.asarray(where))
+        _object_maps(pipe, part, cap.maps.float().cpu(), start, out)
+    return _collect(out)
 
 
 def _object_maps(pipe, part: list, token_maps: torch.Tensor, start: int, out: tuple) -> None:
@@ -302,6 +291,13 @@ def _object_maps(pipe, part: list, token_maps: torch.Tensor, start: int, out: tu
         masks.extend(scene.instance_mask == k + 1 for k in keep)
         classes.extend(scene.objects[k].cls for k in keep)
         where.extend([start + i] * len(keep))
+
+
+def _collect(out: tuple) -> ObjectMaps:
+    maps, masks, classes, where = out
+    if not maps:
+        raise ValueError("no object phrase of these scenes could be aligned to tokens")
+    return ObjectMaps(np.concatenate(maps), np.stack(masks), classes, np.asarray(where))
 
 
 @torch.no_grad()
@@ -349,8 +345,7 @@ def noised_scene_maps(pipe, scenes: list, timestep: int = 400, capture=None, see
         with CrossAttentionCapture(pipe.unet, capture) as cap:
             pipe.unet(noisy.to(dtype), t, encoder_hidden_states=cond.to(dtype))
         _object_maps(pipe, part, cap.maps.float().cpu(), start, out)
-    maps, masks, classes, where = out
-    return ObjectMaps(np.concatenate(maps), np.stack(masks), classes, np.asarray(where))
+    return _collect(out)
 
 
 def train_reference_segmenter(steps: int = 4000, out: Path = REFERENCE_DIR, width: int = 16,
