@@ -113,17 +113,19 @@ def tiny_random_components(seed: int = 0) -> dict[str, Any]:
     return assemble_components(unet, vae, text_encoder)
 
 
+# Stable Diffusion 1.x's noise schedule, shared by sampling (DDIM) and training (DDPM).
+SD_NOISE_SCHEDULE: dict[str, Any] = {
+    "num_train_timesteps": 1000,
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "clip_sample": False,
+}
+
+
 def sd_scheduler() -> DDIMScheduler:
     """DDIM with Stable Diffusion 1.x's noise schedule (scaled-linear betas 0.00085–0.012)."""
-    return DDIMScheduler(
-        num_train_timesteps=1000,
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-    )
+    return DDIMScheduler(**SD_NOISE_SCHEDULE, set_alpha_to_one=False, steps_offset=1)
 
 
 def assemble_components(unet: Any, vae: Any, text_encoder: Any) -> dict[str, Any]:

@@ -275,19 +275,26 @@ def rendered_scene_maps(
     return _collect(out)
 
 
-def _object_maps(pipe, part: list, token_maps: torch.Tensor, start: int, out: tuple) -> None:
-    """Append each object phrase's map (resized to the image), true mask, class and scene index."""
+def _phrase_maps(pipe, scene, token_maps: torch.Tensor, size: tuple[int, int]) -> tuple[list[int], np.ndarray]:
+    """The objects of ``scene`` whose phrases align to tokens, and their maps resized to ``size``."""
     from .attention import chunk_maps
     from .prompts import token_indices_for_spans
 
+    spans = token_indices_for_spans(scene.caption, scene.object_spans, pipe.tokenizer)
+    keep = [k for k, s in enumerate(spans) if s.indices and not s.truncated]
+    if not keep:
+        return [], np.zeros((0, *size))
+    return keep, resize_maps(chunk_maps(token_maps, [spans[k].indices for k in keep]).numpy(), size)
+
+
+def _object_maps(pipe, part: list, token_maps: torch.Tensor, start: int, out: tuple) -> None:
+    """Append each object phrase's map (resized to the image), true mask, class and scene index."""
     maps, masks, classes, where = out
     for i, scene in enumerate(part):
-        spans = token_indices_for_spans(scene.caption, scene.object_spans, pipe.tokenizer)
-        keep = [k for k, s in enumerate(spans) if s.indices and not s.truncated]
+        keep, m = _phrase_maps(pipe, scene, token_maps[i], scene.image.shape[:2])
         if not keep:
             continue
-        m = chunk_maps(token_maps[i], [spans[k].indices for k in keep]).numpy()
-        maps.append(resize_maps(m, scene.image.shape[:2]))
+        maps.append(m)
         masks.extend(scene.instance_mask == k + 1 for k in keep)
         classes.extend(scene.objects[k].cls for k in keep)
         where.extend([start + i] * len(keep))
@@ -822,8 +829,7 @@ def generated_object_maps(pipe, scenes: list, steps: int = 20, guidance: float =
     The scenes only supply prompts and the classes their phrases name (``object_spans``); nothing
     of the rendered image is used. Image ``i`` uses the generator seed ``seed + i``.
     """
-    from .attention import CaptureConfig, capture_cross_attention, chunk_maps
-    from .prompts import token_indices_for_spans
+    from .attention import CaptureConfig, capture_cross_attention
 
     capture = capture or CaptureConfig()
     size = scenes[0].image.shape[0] if scenes else 64
@@ -838,12 +844,10 @@ def generated_object_maps(pipe, scenes: list, steps: int = 20, guidance: float =
         images.append((np.clip(out.images, 0, 1) * 255).round().astype(np.uint8))
         token_maps = cap.maps.float().cpu()
         for i, scene in enumerate(part):
-            spans = token_indices_for_spans(scene.caption, scene.object_spans, pipe.tokenizer)
-            keep = [k for k, sp in enumerate(spans) if sp.indices and not sp.truncated]
+            keep, m = _phrase_maps(pipe, scene, token_maps[i], (height, width))
             if not keep:
                 continue
-            m = chunk_maps(token_maps[i], [spans[k].indices for k in keep]).numpy()
-            maps.append(resize_maps(m, (height, width)))
+            maps.append(m)
             classes.extend(scene.objects[k].cls for k in keep)
             where.extend([start + i] * len(keep))
     return GeneratedMaps(np.concatenate(images), np.concatenate(maps) if maps else np.zeros((0, height, width)),

@@ -45,7 +45,7 @@ from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
 from transformers import CLIPTextConfig, CLIPTextModel
 
 from . import world
-from .pipelines import assemble_components
+from .pipelines import SD_NOISE_SCHEDULE, assemble_components
 from .prompts import load_clip_tokenizer, token_indices_for_spans
 from .segmentation import best_threshold_miou
 
@@ -145,13 +145,7 @@ def build_unet(cfg: TrainConfig) -> UNet2DConditionModel:
 
 def train_noise_scheduler() -> DDPMScheduler:
     """Stable Diffusion 1.x's noise schedule."""
-    return DDPMScheduler(
-        num_train_timesteps=1000,
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-    )
+    return DDPMScheduler(**SD_NOISE_SCHEDULE)
 
 
 # ----------------------------------------------------------------------------- data
