@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from stablesemantics import segmentation as seg
 from stablesemantics import world
@@ -179,7 +180,7 @@ def test_benchmark_helpers_run_on_tiny_pipeline(tiny_pipe):
 
     small_images, small_masks = seg.resize_pairs(gen.images, masks, 16)
     assert small_images.shape == (2, 16, 16, 3) and small_masks.shape == (2, 16, 16)
-    model = seg.train_segmenter(seg.SegmenterTraining(steps=2, batch=2, width=8, background_weight=0.2, flip=True),
+    model = seg.train_segmenter(seg.SegmenterTraining(steps=2, batch=2, width=8, background_weight=0.2, flip=True, degrade=0.5),
                                 images=small_images, masks=small_masks)
     scores = seg.evaluate_segmenter(model, small_images, small_masks)
     assert 0 <= scores["miou"] <= 1 and scores["per_class"]
@@ -195,3 +196,19 @@ def test_grid_ceiling_maps_are_exact_on_aligned_blocks_and_lossy_on_small_object
     assert best0 > 0.75  # bilinear upsampling blurs the block's edge a little
     best1, _ = seg.best_threshold_miou(ceiling[1:], masks[1:])
     assert best1 < 0.5  # a 16-pixel cell cannot outline one pixel
+
+
+def test_degrade_images_blurs_the_chosen_share_and_keeps_the_range():
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.uniform(-1, 1, (8, 3, 16, 16))).float()  # white noise: all high frequencies
+    assert torch.equal(seg.degrade_images(x, np.random.default_rng(1), 0.0), x)
+    y = seg.degrade_images(x, np.random.default_rng(1), 1.0)
+    assert y.shape == x.shape and y.min() >= -1 and y.max() <= 1
+
+    def roughness(t):  # mean absolute difference of horizontal neighbours
+        return (t[..., 1:] - t[..., :-1]).abs().mean(dim=(1, 2, 3))
+
+    assert (roughness(y) < 0.7 * roughness(x)).all()  # every image was blurred
+    half = seg.degrade_images(x, np.random.default_rng(2), 0.5)
+    changed = [(not torch.equal(half[i], x[i])) for i in range(len(x))]
+    assert 0 < sum(changed) < len(x)

@@ -1,0 +1,63 @@
+"""The readers of benchmarks/microsd_eval.py: colour of an object, recall, the autoencoder round trip.
+
+The evaluation itself takes minutes on MicroSD; these check, on rendered scenes whose truth is
+known and on the tiny random pipeline, that its a) numbers mean what its table says.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stablesemantics import world
+
+_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "microsd_eval.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_microsd_eval", _PATH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop(spec.name, None)
+
+
+def test_colour_reader_recovers_the_rendered_colours(bench):
+    scenes = world.render_scenes(60, seed=321, config=world.WorldConfig(min_objects=1, max_objects=2))
+    right = total = 0
+    for s in scenes:
+        for k, obj in enumerate(s.objects):
+            mask = s.instance_mask == k + 1
+            if mask.sum() >= 12:
+                total += 1
+                right += bench.object_colour(s.image, mask) == obj.colour
+    assert total > 40 and right / total >= 0.9  # shading (dark/light roles, brightness) is read through
+    flat = np.zeros((8, 8, 3), np.uint8) + np.asarray(world.COLOURS["purple"], np.uint8)
+    assert bench.object_colour(flat, np.ones((8, 8), bool)) == "purple"
+    assert bench.object_colour(flat, np.zeros((8, 8), bool)) is None
+
+
+def test_fidelity_counts_found_objects_and_their_colours(bench):
+    scenes = world.render_scenes(12, seed=5, config=world.WorldConfig(min_objects=1, max_objects=2))
+    images = np.stack([s.image for s in scenes])
+    truth = np.stack([s.class_mask for s in scenes])
+    perfect = bench.fidelity(images, scenes, truth, min_pixels=1)
+    assert perfect["objects"] == sum(len(s.objects) for s in scenes)
+    assert perfect["recall"] == pytest.approx(1.0, abs=0.1)  # only objects hidden by others are lost
+    blind = bench.fidelity(images, scenes, np.zeros_like(truth), min_pixels=1)
+    assert blind["recall"] == 0 and blind["colour_accuracy"] == 0
+
+
+def test_vae_round_trip_keeps_shape_and_type(bench, tiny_pipe):
+    images = np.stack([s.image for s in world.render_scenes(3, seed=1, config=world.WorldConfig(size=32))])
+    out = bench.vae_round_trip(tiny_pipe, images, batch=2)
+    assert out.shape == images.shape and out.dtype == np.uint8
+    assert not np.array_equal(out, images)  # a random autoencoder does not reproduce its input
