@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -356,3 +357,24 @@ def test_world_chunk_recall_and_ensure_store(tmp_path):
     assert an.ensure_store(path) == path  # an existing store is used as it is
     with pytest.raises(FileNotFoundError, match="make_store_if_missing"):
         an.ensure_store(tmp_path / "missing.zarr")
+
+
+def test_world_chunk_misses_say_which_objects_no_chunk_names_and_why(tmp_path, monkeypatch):
+    path = world_store(tmp_path / "w.zarr", n=6, n_seeds=1)
+    assert an.world_chunk_misses(path).empty  # every object is named
+    prompts = an.prompt_table(path)
+    chunks = an.chunk_table(prompts)
+    first = an.world_objects(path).iloc[0]
+    lost = (chunks["prompt_id"] == first["prompt_id"]) & (an.world_labels(chunks["lemma"].to_numpy()) == first["cls"])
+    assert lost.sum() == 1
+    misses = an.world_chunk_misses(path, chunks[~lost])
+    assert misses[["prompt_id", "cls", "kind"]].values.tolist() == [[first["prompt_id"], first["cls"], "parser"]]
+    # the same object misspelt in the caption: a typo, not the parser's fault
+    nouns = [w for w, c in an.WORLD_LEMMAS.items() if c == first["cls"]]
+    row = prompts["prompt_id"] == first["prompt_id"]
+    caption = prompts.loc[row, "caption"].iloc[0]
+    for w in nouns:
+        caption = re.sub(rf"\b{w}\b", "xqzt", caption)
+    prompts.loc[row, "caption"] = caption
+    monkeypatch.setattr(an, "prompt_table", lambda store: prompts)
+    assert an.world_chunk_misses(path, chunks[~lost])["kind"].tolist() == ["typo or unknown word"]

@@ -41,6 +41,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -55,7 +56,7 @@ __all__ = [
     # store access
     "open_group", "map_table", "image_table", "read_maps", "iter_map_blocks",
     # MicroWorld stores
-    "WORLD_LEMMAS", "PLACE_LEMMAS", "make_world_store", "world_info", "is_world_store", "world_config",
+    "WORLD_LEMMAS", "PLACE_LEMMAS", "world_chunk_misses", "make_world_store", "world_info", "is_world_store", "world_config",
     "store_scenes", "world_labels", "map_labels", "map_contexts", "truth_map_blocks", "world_objects",
     "ensure_store", "world_chunk_recall",
     # semantics
@@ -464,6 +465,31 @@ def world_chunk_recall(store: Any, chunks: pd.DataFrame | None = None) -> tuple[
                "place_recall": place_hits / max(len(scene_place), 1), "n_objects": len(true_pairs),
                "n_prompts": int(len(scene_place))}
     return summary, pd.DataFrame(rows).set_index("class").sort_values("recall")
+
+
+def world_chunk_misses(store: Any, chunks: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The scene objects that no noun chunk of their prompt names, and why.
+
+    One row per missed (prompt, class): ``prompt_id``, ``cls``, ``caption``, ``lemmas`` (of the
+    prompt's chunks) and ``kind``: ``"parser"`` when a word of the caption names the class (so a
+    chunk was lost or cut wrongly), else ``"typo or unknown word"`` (the noisy prompt misspelt it).
+    """
+    objs = world_objects(store)
+    prompts = prompt_table(store)
+    chunks = chunk_table(prompts) if chunks is None else chunks
+    cls = world_labels(chunks["lemma"].to_numpy(), places=False)
+    found = {(p, c) for p, c in zip(chunks["prompt_id"].tolist(), cls.tolist()) if c is not None}
+    lemmas = chunks.groupby("prompt_id")["lemma"].agg(list)
+    caption = prompts.set_index("prompt_id")["caption"]
+    rows = []
+    for p, c in zip(objs["prompt_id"].tolist(), objs["cls"].tolist()):
+        if (p, c) in found:
+            continue
+        words = re.findall(r"[a-z]+", caption[p].lower())
+        named = any(WORLD_LEMMAS.get(w) == c for w in words)
+        rows.append({"prompt_id": p, "cls": c, "caption": caption[p], "lemmas": lemmas.get(p, []),
+                     "kind": "parser" if named else "typo or unknown word"})
+    return pd.DataFrame(rows, columns=["prompt_id", "cls", "caption", "lemmas", "kind"])
 
 
 def downsample_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
