@@ -6,28 +6,19 @@ mean what its table says.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "capture.py"
+from conftest import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_capture", _PATH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    try:
-        spec.loader.exec_module(module)
+    with benchmark_module("capture") as module:
         yield module
-    finally:
-        sys.modules.pop(spec.name, None)
 
 
 def test_overheads_are_relative_to_the_median_plain_time(bench):

@@ -6,28 +6,18 @@ known and on the tiny random pipeline, that its a) numbers mean what its table s
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import benchmark_module
 
 from stablesemantics import world
-
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "microsd_eval.py"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_microsd_eval", _PATH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    try:
-        spec.loader.exec_module(module)
+    with benchmark_module("microsd_eval") as module:
         yield module
-    finally:
-        sys.modules.pop(spec.name, None)
 
 
 def test_colour_reader_recovers_the_rendered_colours(bench):
