@@ -34,10 +34,12 @@ from stablesemantics.segmentation import (
     best_threshold_miou,
     centre_prior,
     grid_ceiling_maps,
+    images_to_tensor,
     load_segmenter,
     predict_classes,
     rendered_scene_maps,
     resize_maps,
+    tensor_to_images,
 )
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -214,9 +216,8 @@ def vae_round_trip(pipe, images: np.ndarray, batch: int = 64) -> np.ndarray:
     """Images encoded and decoded by the pipeline's autoencoder: the best a generated image can be."""
     out = []
     for i in range(0, len(images), batch):
-        x = torch.from_numpy(images[i : i + batch]).permute(0, 3, 1, 2).float() / 127.5 - 1
-        rec = pipe.vae.decode(pipe.vae.encode(x).latent_dist.mean).sample.clamp(-1, 1)
-        out.append(((rec.permute(0, 2, 3, 1) + 1) * 127.5).round().byte().numpy())
+        x = images_to_tensor(images[i : i + batch])
+        out.append(tensor_to_images(pipe.vae.decode(pipe.vae.encode(x).latent_dist.mean).sample))
     return np.concatenate(out)
 
 

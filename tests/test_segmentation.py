@@ -212,3 +212,8 @@ def test_degrade_images_blurs_the_chosen_share_and_keeps_the_range():
     half = seg.degrade_images(x, np.random.default_rng(2), 0.5)
     changed = [(not torch.equal(half[i], x[i])) for i in range(len(x))]
     assert 0 < sum(changed) < len(x)
+
+
+def test_tensor_to_images_inverts_images_to_tensor():
+    images = np.random.default_rng(0).integers(0, 256, (3, 8, 8, 3), dtype=np.uint8)
+    assert np.array_equal(seg.tensor_to_images(seg.images_to_tensor(images)), images)

@@ -130,6 +130,11 @@ def images_to_tensor(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
+def tensor_to_images(x: torch.Tensor) -> np.ndarray:
+    """(n, 3, H, W) float in [-1, 1] → (n, H, W, 3) uint8; the inverse of :func:`images_to_tensor`."""
+    return ((x.detach().clamp(-1, 1).permute(0, 2, 3, 1).cpu() + 1) * 127.5).round().byte().numpy()
+
+
 @dataclass
 class SegmenterTraining:
     steps: int = 1500
@@ -399,7 +404,7 @@ def train_reference_segmenter(steps: int = 4000, out: Path = REFERENCE_DIR, widt
     images = np.stack([s.image for s in scenes])
     pred = predict_classes(model, images)
     blurred = degrade_images(images_to_tensor(images), np.random.default_rng(1), 1.0)
-    pred_blurred = predict_classes(model, ((blurred.permute(0, 2, 3, 1) + 1) * 127.5).round().byte().numpy())
+    pred_blurred = predict_classes(model, tensor_to_images(blurred))
     per_class = {c: iou(pred == i + 1, truth == i + 1) for i, c in enumerate(world.CLASSES) if (truth == i + 1).any()}
     report = {
         "config": asdict(cfg),
