@@ -437,6 +437,12 @@ def world_objects(store: Any) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _named_objects(chunks: pd.DataFrame) -> set[tuple[int, str]]:
+    """``(prompt_id, class)`` for every chunk whose lemma names a MicroWorld object class."""
+    cls = world_labels(chunks["lemma"].to_numpy(), places=False)
+    return {(p, c) for p, c in zip(chunks["prompt_id"].tolist(), cls.tolist()) if c is not None}
+
+
 def world_chunk_recall(store: Any, chunks: pd.DataFrame | None = None) -> tuple[dict[str, float], pd.DataFrame]:
     """How well the noun chunks of a world store's prompts recover the objects of its scenes.
 
@@ -448,10 +454,9 @@ def world_chunk_recall(store: Any, chunks: pd.DataFrame | None = None) -> tuple[
     objs = world_objects(store)
     chunks = chunk_table(prompt_table(store)) if chunks is None else chunks
     pid = chunks["prompt_id"].tolist()
-    cls = world_labels(chunks["lemma"].to_numpy(), places=False).tolist()
     place = [PLACE_LEMMAS.get(str(x)) for x in chunks["lemma"]]
     true_pairs = set(zip(objs["prompt_id"].tolist(), objs["cls"].tolist()))
-    found_pairs = {(p, c) for p, c in zip(pid, cls) if c is not None}
+    found_pairs = _named_objects(chunks)
     hit = true_pairs & found_pairs
     scene_place = objs.drop_duplicates("prompt_id").set_index("prompt_id")["place"]
     named = {(p, c) for p, c in zip(pid, place) if c is not None}
@@ -477,8 +482,7 @@ def world_chunk_misses(store: Any, chunks: pd.DataFrame | None = None) -> pd.Dat
     objs = world_objects(store)
     prompts = prompt_table(store)
     chunks = chunk_table(prompts) if chunks is None else chunks
-    cls = world_labels(chunks["lemma"].to_numpy(), places=False)
-    found = {(p, c) for p, c in zip(chunks["prompt_id"].tolist(), cls.tolist()) if c is not None}
+    found = _named_objects(chunks)
     lemmas = chunks.groupby("prompt_id")["lemma"].agg(list)
     caption = prompts.set_index("prompt_id")["caption"]
     rows = []
