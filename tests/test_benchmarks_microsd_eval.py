@@ -51,3 +51,15 @@ def test_vae_round_trip_keeps_shape_and_type(bench, tiny_pipe):
     out = bench.vae_round_trip(tiny_pipe, images, batch=2)
     assert out.shape == images.shape and out.dtype == np.uint8
     assert not np.array_equal(out, images)  # a random autoencoder does not reproduce its input
+
+
+def test_generated_map_scores_rank_true_maps_above_baselines(bench):
+    scenes = world.render_scenes(16, seed=7, config=world.WorldConfig(min_objects=1, max_objects=1))
+    masks = np.stack([s.instance_mask == 1 for s in scenes])
+    perfect = bench.generated_map_scores(masks.astype(np.float32), masks, (16, 16))
+    assert perfect["objects"] == 16 and perfect["miou"] > 0.9
+    assert perfect["miou"] > perfect["latent_grid_ceiling"] > max(perfect["baselines"].values())
+    shifted = bench.generated_map_scores(np.roll(masks, 20, axis=2).astype(np.float32), masks, (16, 16))
+    assert shifted["miou"] < 0.5 * perfect["miou"]  # a map beside the object scores low
+    rows = bench.c_rows(perfect | {"found_objects_only": shifted, "min_pixels": 12})
+    assert len(rows) == 2 and "≥ 12 px" in rows[1] and f"{shifted['miou']:.3f}" in rows[1]

@@ -471,7 +471,7 @@ def train_unet(cfg: TrainConfig, vae: AutoencoderKL, scaling: float, ckpt_dir: P
                     "stage": "unet",
                     "step": step,
                     "loss": round(diffusion.item(), 5),
-                    "grounding": round(float(ground), 5),
+                    "grounding": round(ground.item(), 5),
                     "s_per_step": round((time.time() - t0) / 25, 3),
                 }
             )
