@@ -63,3 +63,24 @@ def test_generated_map_scores_rank_true_maps_above_baselines(bench):
     assert shifted["miou"] < 0.5 * perfect["miou"]  # a map beside the object scores low
     rows = bench.c_rows(perfect | {"found_objects_only": shifted, "min_pixels": 12})
     assert len(rows) == 2 and "≥ 12 px" in rows[1] and f"{shifted['miou']:.3f}" in rows[1]
+
+
+def test_markdown_table_has_every_part_and_the_guidance_sweep(bench):
+    fid = {"recall": 0.61, "colour_accuracy": 0.22}
+    c = {"objects": 9, "miou": 0.111, "baselines": {"uniform": 0.02}, "latent_grid_ceiling": 0.5, "latent_grid": "16×16"}
+    out = {
+        "threads": 1,
+        "a_fidelity": fid | {"reference_on_real_renders": {"recall": 0.99, "colour_accuracy": 0.95},
+                             "by_guidance_scale": {"7.5": fid, "3.0": {"recall": 0.7, "colour_accuracy": 0.1}}},
+        "b_localisation": {"strength": 0.15, "miou": 0.444, "baselines": {"uniform": 0.05}, "latent_grid_ceiling": 0.77,
+                           "by_strength": {0.15: {"microsd": 0.444, "random_weights": 0.05}}, "by_resolution": {1: 0.48}},
+        "c_generated_maps_vs_segmenter": c | {"found_objects_only": c | {"miou": 0.222}, "min_pixels": 12},
+        "d_speed_images_per_s": 3.21,
+        "d_speed_images_per_s_no_guidance": 6.54,
+    }
+    table = bench.markdown(out)
+    for number in ("0.610", "0.220", "0.444", "0.770", "0.111", "0.222", "3.21", "6.54", "0.990", "0.480"):
+        assert number in table, number
+    assert "1 thread |" in table
+    sweep = [line for line in table.splitlines() if line.startswith("| 3.0 |") or line.startswith("| 7.5 |")]
+    assert sweep == ["| 3.0 | 0.700 | 0.100 |", "| 7.5 | 0.610 | 0.220 |"]  # sorted by scale
