@@ -532,14 +532,20 @@ def train(cfg: TrainConfig) -> Path | None:
     timing = _load(ckpt_dir / "timing.pt") or {"seconds": 0.0}
     logf = open(ckpt_dir / "log.jsonl", "a")
 
+    banked_until = [start]
+
+    def bank_time():  # wall time so far, kept in the checkpoint folder so a killed run loses little of it
+        now = time.time()
+        timing["seconds"] += now - banked_until[0]
+        banked_until[0] = now
+        _atomic_save({"seconds": timing["seconds"]}, ckpt_dir / "timing.pt")
+
     def log(record):
         line = json.dumps(record)
         print(line, flush=True)
         logf.write(line + "\n")
         logf.flush()
-
-    def bank_time():
-        _atomic_save({"seconds": timing["seconds"] + time.time() - start}, ckpt_dir / "timing.pt")
+        bank_time()
 
     if cfg.export_only:
         state = _load(ckpt_dir / "vae.pt")
@@ -558,7 +564,7 @@ def train(cfg: TrainConfig) -> Path | None:
     bank_time()
     if not done:
         return None
-    return export(cfg, vae, scaling, ckpt_dir, timing["seconds"] + time.time() - start)
+    return export(cfg, vae, scaling, ckpt_dir, timing["seconds"])
 
 
 def main(argv: list[str] | None = None) -> None:
