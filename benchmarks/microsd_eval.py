@@ -170,6 +170,23 @@ def localisation(pipe, size: int, args, out: dict) -> None:
 
 
 
+def own_vs_other_mass(pairs: list) -> dict:
+    """Does a phrase's map point at its own object or at the other one? For two-object images
+    where both objects were found, the share of each map's mass inside its own object's mask
+    and inside the other object's, and the mean area of a mask (the share a uniform map gets)."""
+    own, other, area = [], [], []
+    for (map_a, mask_a), (map_b, mask_b) in pairs:
+        for m, mine, theirs in ((map_a, mask_a, mask_b), (map_b, mask_b, mask_a)):
+            total = max(float(m.sum()), 1e-12)
+            own.append(float((m * mine).sum()) / total)
+            other.append(float((m * theirs).sum()) / total)
+            area.append(float(mine.mean()))
+    if not own:
+        return {"maps": 0}
+    return {"maps": len(own), "mass_in_own_mask": float(np.mean(own)), "mass_in_other_mask": float(np.mean(other)),
+            "own_larger": float(np.mean(np.asarray(own) > np.asarray(other))), "mask_area": float(np.mean(area))}
+
+
 def generate_images(pipe, scenes, first_seed: int, guidance_scale: float) -> np.ndarray:
     """Images for the scenes' captions, 25 steps, one seed per prompt (``first_seed + i``), as uint8."""
     gens = [torch.Generator().manual_seed(first_seed + i) for i in range(len(scenes))]
@@ -182,7 +199,8 @@ def generated(pipe, size: int, args, out: dict) -> None:
     n_gen = 16 if args.quick else args.n_scenes
     seg = load_segmenter()
     gen_scenes = world.render_scenes(n_gen, seed=args.seed + 1, config=world.WorldConfig(size=size, min_objects=1, max_objects=2))
-    images, maps, masks = [], [], []
+    min_pixels = 12
+    images, maps, masks, pairs = [], [], [], []
     for start in range(0, n_gen, 16):
         part = gen_scenes[start : start + 16]
         with capture_cross_attention(pipe) as cap:
@@ -191,15 +209,19 @@ def generated(pipe, size: int, args, out: dict) -> None:
         pred = predict_classes(seg, batch)
         for i, scene in enumerate(part):
             spans = token_indices_for_spans(scene.caption, scene.object_spans, pipe.tokenizer)
+            found = []
             for k, obj in enumerate(scene.objects):
                 mask = pred[i] == world.CLASS_INDEX[obj.cls] + 1
                 if spans[k].indices and mask.sum() > 0:  # any pixels; c) also scores only objects a) counts as found
                     m = chunk_maps(cap.maps[i].float(), [spans[k].indices]).numpy()
                     maps.append(resize_maps(m, (size, size))[0])
                     masks.append(mask)
+                    if mask.sum() >= min_pixels:
+                        found.append((maps[-1], mask))
+            if len(found) == 2 and scene.objects[0].cls != scene.objects[1].cls:
+                pairs.append(found)
     images = np.concatenate(images)
     predicted = predict_classes(seg, images)
-    min_pixels = 12
     out["a_fidelity"] = fidelity(images, gen_scenes, predicted, min_pixels)
     real = np.stack([s.image for s in gen_scenes])
     out["a_fidelity"]["reference_on_real_renders"] = fidelity(real, gen_scenes, predict_classes(seg, real), min_pixels)
@@ -216,6 +238,7 @@ def generated(pipe, size: int, args, out: dict) -> None:
         **generated_map_scores(maps, masks, (pipe.unet.config.sample_size,) * 2),
         "found_objects_only": generated_map_scores(maps[found], masks[found], (pipe.unet.config.sample_size,) * 2),
         "min_pixels": min_pixels,
+        "own_vs_other_object": own_vs_other_mass(pairs),
     }
     print(json.dumps({k: out[k] for k in ("a_fidelity", "c_generated_maps_vs_segmenter")}, indent=1), flush=True)
 
@@ -274,6 +297,13 @@ def c_rows(c: dict) -> list[str]:
         if "latent_grid_ceiling" in part:
             base += f"; perfect {part.get('latent_grid', 'latent-grid')} map: {part['latent_grid_ceiling']:.3f}"
         rows.append(f"| c) generated maps vs segmenter mIoU, {label} (n = {part['objects']}) | {part['miou']:.3f} | ≥ 0.4 | {base} |")
+    swap = c.get("own_vs_other_object", {})
+    if swap.get("maps"):
+        rows.append(
+            f"| c) share of a map's mass in its own object's mask vs the other object's (two-object images, n = {swap['maps']} maps) "
+            f"| {swap['mass_in_own_mask']:.3f} vs {swap['mass_in_other_mask']:.3f} | | own larger for {swap['own_larger']:.0%} of maps; "
+            f"a uniform map: {swap['mask_area']:.3f} |"
+        )
     return rows
 
 

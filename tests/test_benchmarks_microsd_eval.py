@@ -84,3 +84,13 @@ def test_markdown_table_has_every_part_and_the_guidance_sweep(bench):
     assert "1 thread |" in table
     sweep = [line for line in table.splitlines() if line.startswith("| 3.0 |") or line.startswith("| 7.5 |")]
     assert sweep == ["| 3.0 | 0.700 | 0.100 |", "| 7.5 | 0.610 | 0.220 |"]  # sorted by scale
+
+
+def test_own_vs_other_mass_tells_a_swap_from_a_hit(bench):
+    a = np.zeros((8, 8), bool); a[:4] = True
+    b = ~a
+    hit = bench.own_vs_other_mass([[(a.astype(float), a), (b.astype(float), b)]])
+    assert hit["maps"] == 2 and hit["mass_in_own_mask"] == 1.0 and hit["mass_in_other_mask"] == 0.0 and hit["own_larger"] == 1.0
+    swapped = bench.own_vs_other_mass([[(b.astype(float), a), (a.astype(float), b)]])
+    assert swapped["mass_in_own_mask"] == 0.0 and swapped["own_larger"] == 0.0
+    assert bench.own_vs_other_mass([]) == {"maps": 0}
