@@ -217,3 +217,30 @@ def test_degrade_images_blurs_the_chosen_share_and_keeps_the_range():
 def test_tensor_to_images_inverts_images_to_tensor():
     images = np.random.default_rng(0).integers(0, 256, (3, 8, 8, 3), dtype=np.uint8)
     assert np.array_equal(seg.tensor_to_images(seg.images_to_tensor(images)), images)
+
+
+def test_interrupted_segmenter_training_resumes_to_the_same_weights(tmp_path):
+    cfg = seg.SegmenterTraining(steps=6, batch=2, width=8, image_size=32, flip=True, degrade=0.5, background_weight=0.3)
+    whole = seg.train_segmenter(cfg)
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_five(record):
+        if record["step"] == 5:
+            raise Stop
+
+    ckpt = tmp_path / "seg.pt"
+    with pytest.raises(Stop):
+        seg.train_segmenter(cfg, ckpt=ckpt, ckpt_every=2, log_every=1, progress=stop_at_five)
+    assert torch.load(ckpt, weights_only=False)["step"] == 4  # the last checkpoint before the stop
+    resumed = seg.train_segmenter(cfg, ckpt=ckpt, ckpt_every=2)
+    for name, value in whole.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[name]), name
+    fresh = seg.train_segmenter(seg.SegmenterTraining(steps=6, batch=2, width=8, image_size=32, seed=1))
+    assert not torch.equal(fresh.head.weight, whole.head.weight)  # the comparison can tell models apart
+
+    with pytest.raises(ValueError, match="another configuration"):
+        seg.train_segmenter(seg.SegmenterTraining(steps=7, batch=2, width=8, image_size=32), ckpt=ckpt)
+    with pytest.raises(ValueError, match="rendered scenes"):
+        seg.train_segmenter(cfg, images=np.zeros((2, 32, 32, 3), np.uint8), masks=np.zeros((2, 32, 32), np.int16), ckpt=ckpt)

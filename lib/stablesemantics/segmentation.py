@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import world
+from .checkpoints import atomic_save, load_checkpoint
 
 REFERENCE_DIR = Path(__file__).resolve().parents[2] / "data" / "models" / "reference_segmenter"
 
@@ -167,13 +168,31 @@ def degrade_images(x: torch.Tensor, rng: np.random.Generator, share: float) -> t
     return out
 
 
-def train_segmenter(cfg: SegmenterTraining = SegmenterTraining(), images=None, masks=None, log_every: int = 100, progress=None, device=None) -> SmallSegmenter:
+def train_segmenter(
+    cfg: SegmenterTraining = SegmenterTraining(),
+    images=None,
+    masks=None,
+    log_every: int = 100,
+    progress=None,
+    device=None,
+    ckpt: Path | None = None,
+    ckpt_every: int = 200,
+) -> SmallSegmenter:
     """Train a :class:`SmallSegmenter` on class masks.
 
     With ``images``/``masks`` given (arrays ``(n,H,W,3)`` uint8 and ``(n,H,W)`` class ids),
     batches are drawn from them; otherwise fresh MicroWorld scenes are rendered each step.
     ``device`` (default CPU) is where the model trains; it is returned there.
+
+    With ``ckpt`` (a file path; rendered-scene training only), the model, optimiser, schedule
+    and random state are saved there every ``ckpt_every`` steps, and a run started with a
+    checkpoint present continues from it: an interrupted run, resumed, ends with the same
+    weights as an uninterrupted one. A checkpoint of another configuration is refused.
     """
+    if ckpt is not None and images is not None:
+        raise ValueError("ckpt is for training on rendered scenes: a checkpoint does not record the images given")
+    if ckpt_every < 1:
+        raise ValueError(f"ckpt_every must be at least 1, got {ckpt_every}")
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     device = torch.device(device or "cpu")
@@ -181,8 +200,19 @@ def train_segmenter(cfg: SegmenterTraining = SegmenterTraining(), images=None, m
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps)
     wc = world.WorldConfig(size=cfg.image_size)
+    first = 0
+    state = load_checkpoint(ckpt) if ckpt is not None else None
+    if state is not None:
+        if state["config"] != asdict(cfg):
+            raise ValueError(f"the checkpoint {ckpt} was made with another configuration ({state['config']}); remove it to start afresh")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
+        first = state["step"]
     t0 = time.time()
-    for step in range(cfg.steps):
+    for step in range(first, cfg.steps):
         if images is None:
             scenes = [world.sample_scene(rng, wc) for _ in range(cfg.batch)]
             x = np.stack([s.image for s in scenes])
@@ -207,6 +237,9 @@ def train_segmenter(cfg: SegmenterTraining = SegmenterTraining(), images=None, m
         loss.backward()
         opt.step()
         sched.step()
+        if ckpt is not None and ((step + 1) % ckpt_every == 0 or step + 1 == cfg.steps):
+            atomic_save({"config": asdict(cfg), "step": step + 1, "model": model.state_dict(), "opt": opt.state_dict(),
+                         "sched": sched.state_dict(), "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()}, ckpt)
         if progress is not None and (step + 1) % log_every == 0:
             progress({"step": step + 1, "loss": round(loss.item(), 4), "seconds": round(time.time() - t0, 1)})
     return model.eval()
@@ -384,7 +417,8 @@ def noised_scene_maps(pipe, scenes: list, timestep: int = 400, capture=None, see
 
 
 def train_reference_segmenter(steps: int = 4000, out: Path = REFERENCE_DIR, width: int = 16,
-                              background_weight: float = 0.3, flip: bool = True, degrade: float = 0.5) -> dict:
+                              background_weight: float = 0.3, flip: bool = True, degrade: float = 0.5,
+                              ckpt_dir: Path | None = None) -> dict:
     """Train and save the reference segmenter; returns its held-out pixel accuracy and mIoU.
 
     Run with ``python -m stablesemantics.segmentation`` (``make model`` does). Background
@@ -393,12 +427,19 @@ def train_reference_segmenter(steps: int = 4000, out: Path = REFERENCE_DIR, widt
     is blurred (``degrade``, :func:`degrade_images`) so that the segmenter also reads blurred
     images such as a small model's decoder makes; the held-out metrics are reported on crisp
     renders and on blurred ones.
+
+    Checkpoints go to ``ckpt_dir`` (default ``segmenter-train`` in the project's cache folder,
+    :func:`stablesemantics.prompts.default_cache_dir`): run the same command again after an
+    interruption and it resumes; the checkpoint is removed once the model is saved.
     """
     import json
 
+    from .prompts import default_cache_dir
+
     t0 = time.time()
     cfg = SegmenterTraining(steps=steps, width=width, background_weight=background_weight, flip=flip, degrade=degrade)
-    model = train_segmenter(cfg, log_every=50, progress=lambda r: print(r, flush=True))
+    ckpt = Path(ckpt_dir or default_cache_dir() / "segmenter-train") / "segmenter.pt"
+    model = train_segmenter(cfg, log_every=50, progress=lambda r: print(r, flush=True), ckpt=ckpt)
     scenes = world.render_scenes(256, seed=777_777)
     truth = np.stack([s.class_mask for s in scenes])
     images = np.stack([s.image for s in scenes])
@@ -420,6 +461,7 @@ def train_reference_segmenter(steps: int = 4000, out: Path = REFERENCE_DIR, widt
     }
     save_segmenter(model, out)
     (Path(out) / "metrics.json").write_text(json.dumps(report, indent=1))
+    ckpt.unlink(missing_ok=True)  # done: a new run starts afresh
     return report
 
 
@@ -956,5 +998,6 @@ if __name__ == "__main__":
     parser.add_argument("--no-flip", dest="flip", action="store_false")
     parser.add_argument("--degrade", type=float, default=0.5, help="share of each batch blurred")
     parser.add_argument("--out", type=Path, default=REFERENCE_DIR)
+    parser.add_argument("--ckpt-dir", type=Path, default=None, help="where checkpoints go (default: the project's cache folder)")
     args = parser.parse_args()
-    print(train_reference_segmenter(args.steps, args.out, args.width, args.background_weight, args.flip, args.degrade))
+    print(train_reference_segmenter(args.steps, args.out, args.width, args.background_weight, args.flip, args.degrade, args.ckpt_dir))

@@ -32,7 +32,6 @@ import argparse
 import dataclasses
 import json
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +44,7 @@ from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
 from transformers import CLIPTextConfig, CLIPTextModel
 
 from . import world
+from .checkpoints import atomic_save, load_checkpoint
 from .pipelines import SD_NOISE_SCHEDULE, assemble_components
 from .prompts import load_clip_tokenizer, token_indices_for_spans
 from .segmentation import best_threshold_miou
@@ -288,16 +288,6 @@ def world_max_objects(scenes) -> int:
 # ----------------------------------------------------------------------------- checkpoints
 
 
-def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def _load(path: Path):
-    return torch.load(path, map_location="cpu", weights_only=False) if path.exists() else None
-
-
 # ----------------------------------------------------------------------------- stages
 
 
@@ -331,7 +321,7 @@ def train_vae(cfg: TrainConfig, ckpt: Path, start: float, log) -> AutoencoderKL 
     torch.manual_seed(cfg.seed)
     vae = build_vae(cfg)
     opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr)
-    state = _load(ckpt)
+    state = load_checkpoint(ckpt)
     step = 0
     if state is not None:
         vae.load_state_dict(state["model"])
@@ -354,9 +344,9 @@ def train_vae(cfg: TrainConfig, ckpt: Path, start: float, log) -> AutoencoderKL 
         if step % 50 == 0:
             log({"stage": "vae", "step": step, "recon": round(rec.item(), 5)})
         if step % cfg.ckpt_every == 0 or step == cfg.vae_steps:
-            _atomic_save({"model": vae.state_dict(), "opt": opt.state_dict(), "step": step}, ckpt)
+            atomic_save({"model": vae.state_dict(), "opt": opt.state_dict(), "step": step}, ckpt)
         if _deadline(cfg, start):
-            _atomic_save({"model": vae.state_dict(), "opt": opt.state_dict(), "step": step}, ckpt)
+            atomic_save({"model": vae.state_dict(), "opt": opt.state_dict(), "step": step}, ckpt)
             return None
     vae.eval().requires_grad_(False)
     return vae
@@ -414,7 +404,7 @@ def train_unet(cfg: TrainConfig, vae: AutoencoderKL, scaling: float, ckpt_dir: P
     sched = train_noise_scheduler()
     eval_scenes = scene_stream(cfg, 99, 0, cfg.eval_scenes)
     path = ckpt_dir / "unet.pt"
-    state = _load(path)
+    state = load_checkpoint(path)
     step, history, best = 0, [], None
     if state is not None:
         unet.load_state_dict(state["unet"])
@@ -427,7 +417,7 @@ def train_unet(cfg: TrainConfig, vae: AutoencoderKL, scaling: float, ckpt_dir: P
         log({"stage": "unet", "step": 0, "localisation_random_weights": baseline})
 
     def save():
-        _atomic_save(
+        atomic_save(
             {
                 "unet": unet.state_dict(),
                 "text_encoder": text_encoder.state_dict(),
@@ -484,7 +474,7 @@ def train_unet(cfg: TrainConfig, vae: AutoencoderKL, scaling: float, ckpt_dir: P
             log({"stage": "unet", "step": step, "localisation": loc})
             if best is None or score > best["score"]:
                 best = {"step": step, "score": score}
-                _atomic_save({"unet": unet.state_dict(), "text_encoder": text_encoder.state_dict(), "step": step}, ckpt_dir / "best.pt")
+                atomic_save({"unet": unet.state_dict(), "text_encoder": text_encoder.state_dict(), "step": step}, ckpt_dir / "best.pt")
         if step % cfg.ckpt_every == 0:
             save()
         if _deadline(cfg, start):
@@ -501,8 +491,8 @@ def export(cfg: TrainConfig, vae: AutoencoderKL, scaling: float, ckpt_dir: Path,
     """Write the best checkpoint as a diffusers StableDiffusionPipeline directory + model card."""
     from diffusers import StableDiffusionPipeline
 
-    best = _load(ckpt_dir / "best.pt")
-    state = _load(ckpt_dir / "unet.pt")
+    best = load_checkpoint(ckpt_dir / "best.pt")
+    state = load_checkpoint(ckpt_dir / "unet.pt")
     unet, text_encoder = build_unet(cfg), build_text_encoder(cfg)
     unet.load_state_dict(best["unet"])
     text_encoder.load_state_dict(best["text_encoder"])
@@ -529,7 +519,7 @@ def train(cfg: TrainConfig) -> Path | None:
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     (ckpt_dir / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=1))
     start = time.time()
-    timing = _load(ckpt_dir / "timing.pt") or {"seconds": 0.0}
+    timing = load_checkpoint(ckpt_dir / "timing.pt") or {"seconds": 0.0}
     logf = open(ckpt_dir / "log.jsonl", "a")
 
     banked_until = [start]
@@ -538,7 +528,7 @@ def train(cfg: TrainConfig) -> Path | None:
         now = time.time()
         timing["seconds"] += now - banked_until[0]
         banked_until[0] = now
-        _atomic_save({"seconds": timing["seconds"]}, ckpt_dir / "timing.pt")
+        atomic_save({"seconds": timing["seconds"]}, ckpt_dir / "timing.pt")
 
     def log(record):
         line = json.dumps(record)
@@ -548,7 +538,7 @@ def train(cfg: TrainConfig) -> Path | None:
         bank_time()
 
     if cfg.export_only:
-        state = _load(ckpt_dir / "vae.pt")
+        state = load_checkpoint(ckpt_dir / "vae.pt")
         if state is None or not (ckpt_dir / "best.pt").exists():
             raise FileNotFoundError(f"nothing to export in {ckpt_dir}: train first")
         vae = build_vae(cfg)
