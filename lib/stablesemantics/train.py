@@ -46,7 +46,7 @@ from transformers import CLIPTextConfig, CLIPTextModel
 from . import world
 from .checkpoints import atomic_save, load_checkpoint
 from .pipelines import SD_NOISE_SCHEDULE, assemble_components
-from .prompts import load_clip_tokenizer, token_indices_for_spans
+from .prompts import default_cache_dir, load_clip_tokenizer, token_indices_for_spans
 from .segmentation import best_threshold_miou
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -59,7 +59,7 @@ class TrainConfig:
     """Everything that defines a MicroSD training run (recorded in the model card)."""
 
     out: str = str(DEFAULT_OUT)
-    ckpt_dir: str = str(Path.home() / ".cache" / "stablesemantics" / "microsd-train")
+    ckpt_dir: str = str(default_cache_dir() / "microsd-train")
     seed: int = 0
     image_size: int = 64
     min_objects: int = 1
