@@ -62,3 +62,13 @@ def test_interrupted_training_resumes_to_the_same_weights(tmp_path):
         assert a.keys() == b.keys()
         for k in a:
             torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=f"{part}:{k}")
+
+
+def test_checkpoints_of_another_recipe_are_refused(tmp_path):
+    ckpt = tmp_path / "ckpt"
+    train.main([*TOY, "--max-minutes", "1e-9", "--out", str(tmp_path / "m"), "--ckpt-dir", str(ckpt)])
+    changed = [*TOY, "--out", str(tmp_path / "m"), "--ckpt-dir", str(ckpt), "--lr", "0.001"]
+    with pytest.raises(ValueError, match=r"another recipe \(lr: 0.0005 there, 0.001 now\)"):
+        train.main(changed)
+    # where the model goes and how long one run may last are not the recipe
+    train.main([*TOY, "--max-minutes", "1e-9", "--threads", "1", "--out", str(tmp_path / "other"), "--ckpt-dir", str(ckpt)])

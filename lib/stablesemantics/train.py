@@ -512,12 +512,35 @@ def export(cfg: TrainConfig, vae: AutoencoderKL, scaling: float, ckpt_dir: Path,
     return out
 
 
+#: settings that do not change what is trained: where it goes, how long one run may last, threads
+_RUN_SETTINGS = frozenset({"out", "ckpt_dir", "max_minutes", "export_only", "threads"})
+
+
+def _check_same_recipe(cfg: TrainConfig, path: Path) -> None:
+    """Record the recipe next to the checkpoints; refuse to resume checkpoints of another recipe."""
+    mine = dataclasses.asdict(cfg)
+    if path.exists():
+        theirs = json.loads(path.read_text())
+        differ = sorted(k for k in mine if k not in _RUN_SETTINGS and k in theirs and _jsonable(mine[k]) != theirs[k])
+        if differ:
+            raise ValueError(
+                f"the checkpoints in {path.parent} were made with another recipe ("
+                + ", ".join(f"{k}: {theirs[k]!r} there, {mine[k]!r} now" for k in differ)
+                + "); use another --ckpt-dir or remove that folder to start afresh"
+            )
+    path.write_text(json.dumps(mine, indent=1))
+
+
+def _jsonable(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
 def train(cfg: TrainConfig) -> Path | None:
     """Run (or resume) the whole training; returns the model dir, or None if stopped early."""
     torch.set_num_threads(cfg.threads)
     ckpt_dir = Path(cfg.ckpt_dir).expanduser()
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    (ckpt_dir / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=1))
+    _check_same_recipe(cfg, ckpt_dir / "config.json")
     start = time.time()
     timing = load_checkpoint(ckpt_dir / "timing.pt") or {"seconds": 0.0}
     logf = open(ckpt_dir / "log.jsonl", "a")
