@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 
 import stablesemantics.store as store_mod
 from stablesemantics import analysis as an
-from stablesemantics.store import StoreLayout, StoreWriter, create_store, open_store
+from stablesemantics.store import StoreLayout, StoreWriter, create_store, open_store, store_summary
 from stablesemantics.world import CLASS_INDEX, world_prompts
 
 
@@ -378,3 +379,21 @@ def test_world_chunk_misses_say_which_objects_no_chunk_names_and_why(tmp_path, m
     prompts.loc[row, "caption"] = caption
     monkeypatch.setattr(an, "prompt_table", lambda store: prompts)
     assert an.world_chunk_misses(path, chunks[~lost])["kind"].tolist() == ["typo or unknown word"]
+
+
+def test_ensure_store_rebuilds_its_own_stale_cache_and_never_a_users_store(tmp_path):
+    spec = {"n_prompts": 3, "n_seeds": 1, "model": "tiny-random", "steps": 2, "height": 32, "width": 32, "map_size": [8, 8]}
+    path = an.ensure_store(tmp_path / "cache.zarr", spec)
+    assert dict(an.open_group(path).attrs)[an.CACHE_ATTR] is True
+    first = store_summary(path)
+    assert first["n_done"] == 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # up to date: checked, not rebuilt
+        assert an.ensure_store(path, spec) == path
+    with pytest.warns(UserWarning, match="rebuilding"):
+        an.ensure_store(path, spec | {"steps": 3})  # as after new weights or settings
+    assert dict(an.open_group(path).attrs)["steps"] == 3 and store_summary(path)["n_done"] == 3
+
+    mine = an.make_world_store(tmp_path / "mine.zarr", 3, 1, model="tiny-random", steps=2, height=32, width=32, progress=False)
+    assert an.ensure_store(mine, spec | {"steps": 3}) == mine  # not made by ensure_store: used as it is
+    assert dict(an.open_group(mine).attrs)["steps"] == 2

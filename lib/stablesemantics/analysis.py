@@ -42,6 +42,7 @@ import json
 import math
 import os
 import re
+import shutil
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -300,13 +301,14 @@ WORLD_LEMMAS, PLACE_LEMMAS = _world_lemmas()
 
 
 def make_world_store(out: str | os.PathLike, n_prompts: int, seeds: int | Sequence[int], *, world_seed: int = 0,
-                     world_config: Any = None, **generate_kwargs: Any) -> Path:
+                     world_config: Any = None, attrs: dict | None = None, **generate_kwargs: Any) -> Path:
     """Generate a store from MicroWorld's noisy prompts, one prompt per scene, that records
     how to re-render its scenes (root attribute ``world``; ``prompt_id`` = scene index).
 
     ``generate_kwargs`` go to :func:`stablesemantics.generate.generate` (``model``, ``steps``,
     ``height``, ``capture``, ...); duplicates are kept (``dedupe=False``) so that prompt ids stay
-    scene indices. Resumes like ``generate`` when ``out`` exists.
+    scene indices. Resumes like ``generate`` when ``out`` exists. ``attrs`` are extra root
+    attributes.
 
     >>> make_world_store("data/stores/w.zarr", 24, 2, model="tiny-random", steps=2)  # doctest: +SKIP
     """
@@ -319,18 +321,29 @@ def make_world_store(out: str | os.PathLike, n_prompts: int, seeds: int | Sequen
     _, prompts = world_prompts(int(n_prompts), seed=int(world_seed), config=cfg)
     info = {"generator": "stablesemantics.world.world_prompts", "n": int(n_prompts), "seed": int(world_seed),
             "config": json.loads(json.dumps(asdict(cfg)))}
-    return generate(prompts, seeds, out, dedupe=False, attrs={"world": info}, **generate_kwargs)
+    return generate(prompts, seeds, out, dedupe=False, attrs={"world": info, **(attrs or {})}, **generate_kwargs)
+
+
+#: root attribute marking a store that :func:`ensure_store` made (a cache it may rebuild)
+CACHE_ATTR = "made_by_ensure_store"
 
 
 def ensure_store(path: str | os.PathLike, make_if_missing: dict | None = None) -> Path:
-    """``path`` as a ``Path``; when no store is there and ``make_if_missing`` is a dict, first make
-    a MicroWorld store there with :func:`make_world_store` (keys: ``n_prompts``, ``n_seeds``,
-    ``world_seed`` and any :func:`~stablesemantics.generate.generate` argument; ``map_size``
-    becomes the capture's map size). Lets a notebook run on its own (smoke tests) while the book
-    reads the store made by notebook 01.
+    """``path`` as a ``Path``, with a store there.
+
+    Without ``make_if_missing`` the store must exist and is used as it is. With it (a dict;
+    keys: ``n_prompts``, ``n_seeds``, ``world_seed`` and any
+    :func:`~stablesemantics.generate.generate` argument; ``map_size`` becomes the capture's
+    map size), a MicroWorld store is made there with :func:`make_world_store` when none is
+    there, so that a notebook runs on its own (the book, smoke tests). A store this function
+    made is a cache: on every call it is checked against the spec and the model as it is now
+    (an interrupted one is completed), and rebuilt if either changed (for example after
+    ``make model`` retrained MicroSD), so the book never reads maps of old weights. A store made
+    any other way (notebook 01, your own) is never touched.
     """
     path = Path(path)
-    if (path / "zarr.json").exists():
+    exists = (path / "zarr.json").exists()
+    if exists and (not make_if_missing or not dict(open_group(path).attrs).get(CACHE_ATTR)):
         return path
     if not make_if_missing:
         raise FileNotFoundError(f"no store at {path}: run notebooks/01_generate.ipynb first, or set "
@@ -343,7 +356,14 @@ def ensure_store(path: str | os.PathLike, make_if_missing: dict | None = None) -
 
         spec["capture"] = CaptureConfig(map_size=tuple(map_size))
     spec.setdefault("progress", False)
-    return make_world_store(path, n_prompts, n_seeds, **spec)
+    try:
+        return make_world_store(path, n_prompts, n_seeds, attrs={CACHE_ATTR: True}, **spec)
+    except ValueError as err:  # a cache made with other settings, weights or prompts: rebuild it
+        if not exists or "not overwriting" not in str(err):
+            raise
+        warnings.warn(f"rebuilding {path}, made by an earlier run with other settings: {err}", stacklevel=2)
+        shutil.rmtree(path)
+        return make_world_store(path, n_prompts, n_seeds, attrs={CACHE_ATTR: True}, **spec)
 
 
 def world_config_from_dict(d: dict) -> Any:
