@@ -148,6 +148,8 @@ def test_notebook_smoke_run(notebook, tmp_path, monkeypatch):
     for name in defaults:  # every output goes to tmp_path
         if name.startswith("out_") and params.get(name):
             overrides[name] = str(tmp_path / Path(str(params[name])).name)
+    if params.get("make_store_if_missing") and params.get("store"):  # a store the notebook makes itself, too
+        overrides["store"] = str(tmp_path / Path(str(params["store"])).name)
     output = tmp_path / notebook.name
     pm.execute_notebook(
         str(notebook),
