@@ -234,9 +234,10 @@ def generated(pipe, size: int, args, out: dict) -> None:
         out["a_fidelity"]["by_guidance_scale"][str(scale)] = {k: score[k] for k in ("recall", "colour_accuracy")}
     maps, masks = np.stack(maps), np.stack(masks)
     found = masks.reshape(len(masks), -1).sum(1) >= min_pixels
+    latent = (pipe.unet.config.sample_size,) * 2
     out["c_generated_maps_vs_segmenter"] = {
-        **generated_map_scores(maps, masks, (pipe.unet.config.sample_size,) * 2),
-        "found_objects_only": generated_map_scores(maps[found], masks[found], (pipe.unet.config.sample_size,) * 2),
+        **generated_map_scores(maps, masks, latent),
+        "found_objects_only": generated_map_scores(maps[found], masks[found], latent),
         "min_pixels": min_pixels,
         "own_vs_other_object": own_vs_other_mass(pairs),
     }

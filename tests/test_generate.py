@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from stablesemantics.attention import CaptureConfig
-from stablesemantics.generate import generate, plan_generation
+from stablesemantics.generate import StoreMismatchError, generate, plan_generation
 from stablesemantics.prompts import load_clip_tokenizer
 from stablesemantics.store import StoreWriter, open_store
 
@@ -106,9 +106,9 @@ def test_unknown_model_is_load_pipelines_error(tmp_path: Path):
 
 def test_refuses_store_with_other_settings(reference: Path, tmp_path: Path):
     before = read_all(reference)
-    with pytest.raises(ValueError, match="steps: store has 2, this call 3"):
+    with pytest.raises(StoreMismatchError, match="steps: store has 2, this call 3"):
         generate(PROMPTS, 2, reference, **{**KW, "steps": 3})
-    with pytest.raises(ValueError, match="plans other items"):
+    with pytest.raises(StoreMismatchError, match="plans other items"):
         generate(PROMPTS[:2], 2, reference, **KW)
     after = read_all(reference)
     assert all(np.array_equal(before[k], after[k]) for k in ARRAYS)

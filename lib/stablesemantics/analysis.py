@@ -356,11 +356,11 @@ def ensure_store(path: str | os.PathLike, make_if_missing: dict | None = None) -
 
         spec["capture"] = CaptureConfig(map_size=tuple(map_size))
     spec.setdefault("progress", False)
+    from .generate import StoreMismatchError
+
     try:
         return make_world_store(path, n_prompts, n_seeds, attrs={CACHE_ATTR: True}, **spec)
-    except ValueError as err:  # a cache made with other settings, weights or prompts: rebuild it
-        if not exists or "not overwriting" not in str(err):
-            raise
+    except StoreMismatchError as err:  # a cache made with other settings, weights or prompts: rebuild it
         warnings.warn(f"rebuilding {path}, made by an earlier run with other settings: {err}", stacklevel=2)
         shutil.rmtree(path)
         return make_world_store(path, n_prompts, n_seeds, attrs={CACHE_ATTR: True}, **spec)

@@ -52,7 +52,11 @@ from . import __version__
 from .attention import CaptureConfig, CrossAttentionCapture, chunk_maps
 from .store import PER_IMAGE, PER_MAP, StoreLayout, StoreWriter, create_store, open_store
 
-__all__ = ["generate", "plan_generation", "GenerationPlan", "RESUME_KEYS"]
+__all__ = ["generate", "plan_generation", "GenerationPlan", "RESUME_KEYS", "StoreMismatchError"]
+
+
+class StoreMismatchError(ValueError):
+    """An existing store at ``out`` was made with other settings or items; it is not overwritten."""
 
 #: Root attributes that must be equal for a run to resume into an existing store.
 RESUME_KEYS = (
@@ -305,7 +309,7 @@ def _check_resumable(out: Path, settings: dict[str, Any], plan: GenerationPlan, 
     diffs = [f"{k}: store has {attrs.get(k)!r}, this call {settings[k]!r}"
              for k in RESUME_KEYS if attrs.get(k) != settings[k]]
     if diffs:
-        raise ValueError(f"store {out} was made with other settings; not overwriting it. "
+        raise StoreMismatchError(f"store {out} was made with other settings; not overwriting it. "
                          "Use another `out` or delete the store. Differences:\n  " + "\n  ".join(diffs))
     layout = plan.layout
     for name in PER_IMAGE + PER_MAP:
@@ -315,7 +319,7 @@ def _check_resumable(out: Path, settings: dict[str, Any], plan: GenerationPlan, 
         if stored.shape != new.shape or not all(x == y for x, y in zip(stored.tolist(), new.tolist())):
             what = "prompts or seeds" if name in ("prompt", "caption", "seed", "prompt_id") else \
                 "noun chunks / token positions (another spaCy model or tokenizer?)"
-            raise ValueError(f"store {out} plans other items: its {name!r} differs from this call's "
+            raise StoreMismatchError(f"store {out} plans other items: its {name!r} differs from this call's "
                              f"({what}); not overwriting it. Use another `out` or delete the store.")
     if attrs.get("device") != device:
         warnings.warn(f"store {out} was started on {attrs.get('device')!r}, resuming on {device!r}: "
