@@ -518,10 +518,10 @@ _RUN_SETTINGS = frozenset({"out", "ckpt_dir", "max_minutes", "export_only", "thr
 
 def _check_same_recipe(cfg: TrainConfig, path: Path) -> None:
     """Record the recipe next to the checkpoints; refuse to resume checkpoints of another recipe."""
-    mine = dataclasses.asdict(cfg)
+    mine = json.loads(json.dumps(dataclasses.asdict(cfg)))  # tuples as lists, as the file holds them
     if path.exists():
         theirs = json.loads(path.read_text())
-        differ = sorted(k for k in mine if k not in _RUN_SETTINGS and k in theirs and _jsonable(mine[k]) != theirs[k])
+        differ = sorted(k for k in mine if k not in _RUN_SETTINGS and k in theirs and mine[k] != theirs[k])
         if differ:
             raise ValueError(
                 f"the checkpoints in {path.parent} were made with another recipe ("
@@ -529,10 +529,6 @@ def _check_same_recipe(cfg: TrainConfig, path: Path) -> None:
                 + "); use another --ckpt-dir or remove that folder to start afresh"
             )
     path.write_text(json.dumps(mine, indent=1))
-
-
-def _jsonable(value):
-    return list(value) if isinstance(value, tuple) else value
 
 
 def train(cfg: TrainConfig) -> Path | None:
