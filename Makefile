@@ -66,8 +66,8 @@ notebook: $(STAMP)
 	$(PY) -m stablesemantics.book run --params $(PARAMS) --out _build/notebooks $(NB)
 
 model: $(STAMP)
-	$(PY) -m stablesemantics.train
-	$(PY) -m stablesemantics.segmentation
+	$(PY) -m stablesemantics.training
+	$(PY) -m stablesemantics.evaluate
 
 benchmarks: $(STAMP)
 	@shopt -s nullglob; files=(benchmarks/*.py); \

@@ -158,7 +158,7 @@ def build_store(path: Path, n_maps: int, seed: int = 0) -> dict:
 
 def measure(path: Path) -> dict:
     """Runs in a fresh process; returns timings, rates and peak RSS."""
-    from stablesemantics import analysis as an
+    from stablesemantics import analysis, store
 
     steps = {}
 
@@ -168,11 +168,11 @@ def measure(path: Path) -> dict:
         steps[name] = {"wall_s": round(time.perf_counter() - w0, 2), "cpu_s": round(time.process_time() - c0, 2)}
         return out
 
-    t = timed("table", lambda: an.map_table(path, chunks=False))
+    t = timed("table", lambda: store.map_table(path, chunks=False))
     labels = t["lemma"].to_numpy(dtype=object)
-    st, ov = timed("maps", lambda: an.map_statistics(path, labels, t["image"].to_numpy()))
-    c, n = timed("cooccurrence", lambda: an.cooccurrence_counts(t["prompt_id"].to_numpy(), labels))
-    timed("pmi", lambda: an.pmi(c, n))
+    st, ov = timed("maps", lambda: analysis.map_statistics(path, labels, t["image"].to_numpy()))
+    c, n = timed("cooccurrence", lambda: analysis.cooccurrence_counts(t["prompt_id"].to_numpy(), labels))
+    timed("pmi", lambda: analysis.pmi(c, n))
     n_maps = len(t)
     _, centre_y = _classes()
     names, _ = _classes()
@@ -190,7 +190,7 @@ def measure(path: Path) -> dict:
         "peak_rss_mb": round(peak / 2**20, 1),
         "n_maps_in_spatial": int(st.n_maps_read), "n_pairs": int(ov.pairs["n"].sum()),
         "recovered_vs_true_mean_y_r": round(r, 5),
-        "fast_reader": bool(an._ShardReader(an.open_group(path)["maps"]).fast),
+        "fast_reader": bool(an._ShardReader(store.open_group(path)["maps"]).fast),
     }
 
 

@@ -89,7 +89,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from stablesemantics.attention import CaptureConfig, capture_cross_attention, chunk_maps, resize_maps
+from stablesemantics.capture import CaptureConfig, capture_cross_attention, chunk_maps, resize_maps
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODES = ("plain", "ours", "daam")
@@ -158,7 +158,7 @@ def sd15_components(width_div: int = 1, seed: int = 0) -> dict[str, Any]:
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from stablesemantics.pipelines import assemble_components
+    from stablesemantics.models import assemble_components
 
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
@@ -206,7 +206,7 @@ def sd15_components(width_div: int = 1, seed: int = 0) -> dict[str, Any]:
 def build_pipeline(builder: str, width_div: int, device: str, dtype: torch.dtype) -> Any:
     from diffusers import StableDiffusionPipeline
 
-    from stablesemantics.pipelines import load_pipeline
+    from stablesemantics.models import load_pipeline
 
     if builder == "tiny":
         return load_pipeline("tiny-random", device=device, dtype=dtype)

@@ -27,20 +27,11 @@ import torch
 from transformers import CLIPTextModel
 
 from stablesemantics import world
-from stablesemantics.attention import CaptureConfig, capture_cross_attention, chunk_maps
-from stablesemantics.pipelines import load_pipeline
+from stablesemantics.capture import CaptureConfig, capture_cross_attention, chunk_maps
+from stablesemantics.models import load_pipeline
 from stablesemantics.prompts import token_indices_for_spans
-from stablesemantics.segmentation import (
-    best_threshold_miou,
-    centre_prior,
-    grid_ceiling_maps,
-    images_to_tensor,
-    load_segmenter,
-    predict_classes,
-    rendered_scene_maps,
-    resize_maps,
-    tensor_to_images,
-)
+from stablesemantics.evaluate import best_threshold_miou, centre_prior, grid_ceiling_maps, load_segmenter, predict_classes, rendered_scene_maps, resize_maps
+from stablesemantics.images import images_to_tensor, tensor_to_images
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

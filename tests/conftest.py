@@ -25,7 +25,7 @@ def tiny_pipe():
 
     Shared by the whole session: tests must leave it as they found it (processors, scheduler config).
     """
-    from stablesemantics.pipelines import load_pipeline
+    from stablesemantics.models import load_pipeline
 
     return load_pipeline("tiny-random", device="cpu", dtype=torch.float32)
 

@@ -11,8 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import stablesemantics.store as store_mod
-from stablesemantics import analysis as an
+from stablesemantics import analysis, generate, store
+from stablesemantics.analysis import labels as analysis_labels
+from stablesemantics.store import blocks as store_blocks
+from stablesemantics.store import schema as store_schema
 from stablesemantics.store import StoreLayout, StoreWriter, create_store, open_store, store_summary
 from stablesemantics.world import CLASS_INDEX, world_prompts
 
@@ -61,7 +63,7 @@ def blob(h, w, y, x, value=1.0):
 @pytest.fixture
 def small_shards(monkeypatch):
     """Shards of 5 maps of 4x4 (so a dozen maps span several shard files)."""
-    monkeypatch.setattr(store_mod, "_SHARD_BYTES", 5 * 2 * 4 * 4)
+    monkeypatch.setattr(store_schema, "_SHARD_BYTES", 5 * 2 * 4 * 4)
 
 
 # --------------------------------------------------------------------------- reading
@@ -74,13 +76,13 @@ def test_fast_shard_reader_equals_zarr(tmp_path, small_shards):
     path = build_store(tmp_path / "s.zarr", images, done=[True, True, True, True, False, True])
     g = open_store(path)
     assert g["maps"].shards[0] == 5 and g["maps"].shape[0] == 13
-    reader = an._ShardReader(g["maps"])
+    reader = store_blocks._ShardReader(g["maps"])
     assert reader.fast
     ref = g["maps"][:]
-    np.testing.assert_array_equal(an.read_maps(path), ref)
+    np.testing.assert_array_equal(store.read_maps(path), ref)
     for s, e in [(0, 13), (3, 11), (4, 5), (12, 13), (7, 7)]:
         np.testing.assert_array_equal(reader.read(s, e), ref[s:e])
-    slow = an._ShardReader(g["maps"])
+    slow = store_blocks._ShardReader(g["maps"])
     slow.root = None
     np.testing.assert_array_equal(slow.read(2, 12), ref[2:12])
 
@@ -94,7 +96,7 @@ def test_iter_map_blocks_covers_rows_and_keeps_images_whole(tmp_path, small_shar
     map_image = np.repeat(np.arange(len(sizes)), sizes)
     for whole in (False, True):
         for block in (None, 3, 7, 100):
-            got = list(an.iter_map_blocks(path, block=block, whole_images=whole))
+            got = list(store.iter_map_blocks(path, block=block, whole_images=whole))
             starts = [s for s, _ in got]
             assert starts == sorted(starts) and starts[0] == 0
             np.testing.assert_array_equal(np.concatenate([m for _, m in got]), ref)
@@ -112,7 +114,7 @@ def test_map_moments_known_values():
     maps = np.zeros((3, 4, 4), np.float32)
     maps[0, 0, 0] = 1  # top-left pixel
     maps[1, :, 3] = 2  # right column
-    mom = an.map_moments(maps)
+    mom = analysis.map_moments(maps)
     np.testing.assert_allclose(mom["cy"][:2], [0.125, 0.5])
     np.testing.assert_allclose(mom["cx"][:2], [0.125, 0.875])
     np.testing.assert_allclose(mom["sy"][1], np.std((np.arange(4) + 0.5) / 4), rtol=1e-6)
@@ -120,8 +122,8 @@ def test_map_moments_known_values():
     assert np.isnan(mom["cy"][2]) and mom["mass"][2] == 0  # no mass
     # the baseline: a constant floor does not move the centroid under "min"
     floored = maps[:1] + 0.5
-    assert an.map_moments(floored)["cy"][0] == pytest.approx(0.125)
-    assert an.map_moments(floored, baseline="none")["cy"][0] > 0.3
+    assert analysis.map_moments(floored)["cy"][0] == pytest.approx(0.125)
+    assert analysis.map_moments(floored, baseline="none")["cy"][0] > 0.3
 
 
 def test_spatial_statistics_per_label_and_context(tmp_path, small_shards):
@@ -131,10 +133,10 @@ def test_spatial_statistics_per_label_and_context(tmp_path, small_shards):
         x = i % 4
         images.append([("sun", blob(4, 4, 0, x)), ("dog", blob(4, 4, 3, 3 - x, 5.0)), ("style", blob(4, 4, 2, 2))])
     path = build_store(tmp_path / "s.zarr", images)
-    t = an.map_table(path)
+    t = store.map_table(path)
     labels = np.where(t["lemma"] == "style", None, t["lemma"]).astype(object)
     contexts = np.asarray(["beach" if img % 2 else "field" for img in t["image"]], dtype=object)
-    st = an.spatial_statistics(path, labels, contexts)
+    st = analysis.spatial_statistics(path, labels, contexts)
     assert st.n_maps_read == 18
     s = st.summary()
     assert list(s.index) == ["sun", "dog"]  # sorted by cy
@@ -149,16 +151,16 @@ def test_spatial_statistics_per_label_and_context(tmp_path, small_shards):
     # the field images are 0, 2, 4: sun at x = 0, 2, 0
     np.testing.assert_allclose(st.context_maps[("field", "sun")][0], [2 / 3, 0, 1 / 3, 0])
     # a block iterable gives the same answer as the store
-    st2 = an.spatial_statistics(an.iter_map_blocks(path, block=4), labels, contexts)
+    st2 = analysis.spatial_statistics(store.iter_map_blocks(path, block=4), labels, contexts)
     pd.testing.assert_frame_equal(st.summary(), st2.summary())
 
 
 def test_downsample_mask_preserves_mean():
     m = np.random.default_rng(0).random((10, 7)) > 0.5
-    d = an.downsample_mask(m, (3, 4))
+    d = analysis.downsample_mask(m, (3, 4))
     assert d.shape == (3, 4)
     assert d.mean() == pytest.approx(m.mean())
-    np.testing.assert_allclose(an.downsample_mask(m, (10, 7)), m)
+    np.testing.assert_allclose(analysis.downsample_mask(m, (10, 7)), m)
 
 
 # --------------------------------------------------------------------------- world stores
@@ -171,7 +173,7 @@ def world_store(path: Path, n: int = 12, seed: int = 3, map_size: int = 16, n_se
     for pid, s in enumerate(scenes):
         entries = []
         for o in s.objects:
-            entries.append((o.noun, an.downsample_mask(s.class_mask == CLASS_INDEX[o.cls] + 1,
+            entries.append((o.noun, analysis.downsample_mask(s.class_mask == CLASS_INDEX[o.cls] + 1,
                                                        (map_size, map_size)).astype(np.float32)))
         entries.append(("masterpiece", np.ones((map_size, map_size), np.float32)))
         for _ in range(n_seeds):
@@ -184,18 +186,18 @@ def world_store(path: Path, n: int = 12, seed: int = 3, map_size: int = 16, n_se
 
 def test_world_store_truth_equals_maps_made_from_truth(tmp_path):
     path = world_store(tmp_path / "w.zarr")
-    assert an.is_world_store(path) and not an.is_world_store(build_store(tmp_path / "o.zarr", [[("a", np.ones((2, 2)))]]))
-    labels = an.map_labels(path)
-    t = an.map_table(path)
+    assert analysis.is_world_store(path) and not analysis.is_world_store(build_store(tmp_path / "o.zarr", [[("a", np.ones((2, 2)))]]))
+    labels = analysis.map_labels(path)
+    t = store.map_table(path)
     assert set(labels[t["lemma"] == "masterpiece"]) == {None}
     assert {x for x in labels if x} <= set(CLASS_INDEX)
-    att = an.spatial_statistics(path, labels)
-    truth = an.spatial_statistics(an.truth_map_blocks(path, labels, block=5), labels)
+    att = analysis.spatial_statistics(path, labels)
+    truth = analysis.spatial_statistics(analysis.truth_map_blocks(path, labels, block=5), labels)
     a, b = att.summary(), truth.summary()
     pd.testing.assert_series_equal(a["cy"], b["cy"], rtol=1e-5)
     pd.testing.assert_series_equal(a["spread"], b["spread"], rtol=1e-5)
     # and the truth matches the world's own measurement of the mask centroids
-    objs = an.world_objects(path)
+    objs = analysis.world_objects(path)
     assert 2 * len(objs) == sum(x is not None for x in labels)  # one row per object; 2 images per prompt
     mean_cy = objs.groupby("cls")["cy"].mean()
     per_prompt = truth.per_map.assign(pid=t["prompt_id"].to_numpy()[truth.per_map["row"]],
@@ -206,16 +208,16 @@ def test_world_store_truth_equals_maps_made_from_truth(tmp_path):
 
 
 def test_world_labels_and_categories():
-    labs = an.world_labels(["puppy", "Kitten", "shore", "wood", "woods", "masterpiece", "desk"])
+    labs = analysis.world_labels(["puppy", "Kitten", "shore", "wood", "woods", "masterpiece", "desk"])
     assert labs.tolist() == ["dog", "cat", "beach", "forest", "forest", None, "table"]
-    assert an.label_categories(["dog", "beach", None, "sun"]).tolist() == ["animal", "place", "other", "sky"]
+    assert analysis.label_categories(["dog", "beach", None, "sun"]).tolist() == ["animal", "place", "other", "sky"]
 
 
 def test_map_contexts_from_place_chunks():
     t = pd.DataFrame({"image": [0, 0, 1, 1, 2], "lemma": ["dog", "shore", "cat", "x", "meadow"]})
-    assert an.map_contexts(t).tolist() == ["beach", "beach", None, None, "field"]
+    assert analysis.map_contexts(t).tolist() == ["beach", "beach", None, None, "field"]
     no_place = pd.DataFrame({"image": [0, 1], "lemma": ["cabin", "fisherman"]})  # free text, no place named
-    assert an.map_contexts(no_place).tolist() == [None, None]
+    assert analysis.map_contexts(no_place).tolist() == [None, None]
 
 
 def test_world_prompts_are_deterministic():
@@ -226,15 +228,15 @@ def test_world_prompts_are_deterministic():
 
 
 def test_make_world_store_records_how_to_rerender(tiny_pipe, tmp_path):
-    from stablesemantics.attention import CaptureConfig
+    from stablesemantics.capture import CaptureConfig
 
-    path = an.make_world_store(tmp_path / "w.zarr", 3, 2, world_seed=5, model=tiny_pipe, steps=1, height=32,
+    path = generate.make_world_store(tmp_path / "w.zarr", 3, 2, world_seed=5, model=tiny_pipe, steps=1, height=32,
                                width=32, batch_size=6, capture=CaptureConfig(map_size=(4, 4)), progress=False)
     g = open_store(path)
-    assert an.world_info(path)["seed"] == 5 and an.world_info(path)["n"] == 3
+    assert analysis.world_info(path)["seed"] == 5 and analysis.world_info(path)["n"] == 3
     assert g["prompt_id"][:].tolist() == [0, 0, 1, 1, 2, 2]
     assert list(g["prompt"][:][::2]) == world_prompts(3, seed=5)[1]
-    scenes = an.store_scenes(path, [0, 2])
+    scenes = analysis.store_scenes(path, [0, 2])
     assert scenes[2].caption == world_prompts(3, seed=5)[0][2].caption
 
 
@@ -244,22 +246,22 @@ def test_make_world_store_records_how_to_rerender(tiny_pipe, tmp_path):
 def test_cooccurrence_and_pmi():
     units = [0, 0, 0, 1, 1, 2, 2, 3]
     labels = ["a", "b", "a", "a", "c", "b", "c", None]
-    c, n = an.cooccurrence_counts(units, labels)
+    c, n = analysis.cooccurrence_counts(units, labels)
     assert n == 4
     assert c.loc["a", "a"] == 2 and c.loc["a", "b"] == 1 and c.loc["b", "c"] == 1 and c.loc["a", "c"] == 1
-    p = an.pmi(c, n)
+    p = analysis.pmi(c, n)
     assert p.loc["a", "b"] == pytest.approx(np.log2((1 / 4) / ((2 / 4) * (2 / 4))))
     assert np.isnan(p.loc["a", "a"])
-    assert np.isnan(an.pmi(c, n, min_count=2).loc["a", "b"])
-    npmi = an.pmi(c, n, normalized=True)
+    assert np.isnan(analysis.pmi(c, n, min_count=2).loc["a", "b"])
+    npmi = analysis.pmi(c, n, normalized=True)
     assert -1 <= npmi.loc["a", "b"] <= 1
 
 
 def test_rank_correlation():
     a = pd.DataFrame(np.arange(16).reshape(4, 4), index=list("wxyz"), columns=list("wxyz"))
-    r = an.rank_correlation(a, a ** 2)
+    r = analysis.rank_correlation(a, a ** 2)
     assert r["spearman"] == pytest.approx(1) and r["n_pairs"] == 6
-    assert an.rank_correlation(a, -a)["spearman"] == pytest.approx(-1)
+    assert analysis.rank_correlation(a, -a)["spearman"] == pytest.approx(-1)
 
 
 def test_map_overlaps_known_geometry(tmp_path, small_shards):
@@ -274,9 +276,9 @@ def test_map_overlaps_known_geometry(tmp_path, small_shards):
         images.append([("table", left), ("chair", right), ("sun", corner), ("sky", corner)])
     images.append([("sun", far), ("sky", corner), ("x", right)])
     path = build_store(tmp_path / "s.zarr", images)
-    t = an.map_table(path)
+    t = store.map_table(path)
     labels = np.where(t["lemma"] == "x", None, t["lemma"]).astype(object)
-    ov = an.map_overlaps(path, labels, t["image"].to_numpy(), block=100)  # chance pairs come from one block
+    ov = analysis.map_overlaps(path, labels, t["image"].to_numpy(), block=100)  # chance pairs come from one block
     tc = ov.pair("table", "chair")
     assert tc["n"] == 3 and tc["overlap"] == pytest.approx(0) and tc["touch"] == 1 and tc["iou"] == 0
     ss = ov.pair("sky", "sun")
@@ -289,11 +291,11 @@ def test_map_overlaps_known_geometry(tmp_path, small_shards):
     m = ov.matrix("overlap")
     assert m.loc["sun", "sky"] == m.loc["sky", "sun"] == pytest.approx(0.75)
     # the same through small blocks
-    ov2 = an.map_overlaps(an.iter_map_blocks(path, block=3, whole_images=True), labels, t["image"].to_numpy())
+    ov2 = analysis.map_overlaps(store.iter_map_blocks(path, block=3, whole_images=True), labels, t["image"].to_numpy())
     assert ov2.pair("sky", "sun")["overlap"] == pytest.approx(0.75)
     # images 0-2 as one prompt's seeds: no chance pairs among them
     image = t["image"].to_numpy()
-    ov3 = an.map_overlaps(path, labels, image, groups=np.where(image < 3, 0, 1), block=100)
+    ov3 = analysis.map_overlaps(path, labels, image, groups=np.where(image < 3, 0, 1), block=100)
     assert ov3.pair("table", "chair")["n_chance"] == 0 and ov3.pair("table", "chair")["n"] == 3
     assert ov3.pair("sky", "sun")["n_chance"] <= 2
 
@@ -302,15 +304,15 @@ def test_map_overlaps_known_geometry(tmp_path, small_shards):
 
 
 def test_zipf_fit_and_lemma_counts():
-    fit = an.zipf_fit([600 / r**1.5 for r in range(1, 100)])
+    fit = analysis.zipf_fit([600 / r**1.5 for r in range(1, 100)])
     assert fit["exponent"] == pytest.approx(1.5) and fit["r2"] == pytest.approx(1)
     chunks = pd.DataFrame({"prompt_id": [0, 0, 1, 2], "lemma": ["cat", "cat", "cat", "dog"]})
-    assert an.lemma_counts(chunks).to_dict() == {"cat": 2, "dog": 1}
-    assert an.lemma_counts(chunks, by_prompt=False)["cat"] == 3
+    assert analysis.lemma_counts(chunks).to_dict() == {"cat": 2, "dog": 1}
+    assert analysis.lemma_counts(chunks, by_prompt=False)["cat"] == 3
 
 
 def test_cleaning_summary_counts_what_was_stripped():
-    summary, table = an.cleaning_summary(["a cat --ar 16:9", "A CAT", "a (dog:1.2) <lora:x:1>", "a bird"])
+    summary, table = analysis.cleaning_summary(["a cat --ar 16:9", "A CAT", "a (dog:1.2) <lora:x:1>", "a bird"])
     assert summary["n_in"] == 4 and summary["n_duplicates"] == 1 and summary["n_changed"] == 2
     kinds = table.set_index("kind")
     assert kinds.loc["flag", "fragments"] == 1 and "--ar 16:9" in kinds.loc["flag", "examples"]
@@ -319,18 +321,18 @@ def test_cleaning_summary_counts_what_was_stripped():
 
 def test_prompt_and_chunk_tables(tmp_path):
     path = world_store(tmp_path / "w.zarr", n=4, n_seeds=3)
-    pt = an.prompt_table(path)
+    pt = analysis.prompt_table(path)
     assert len(pt) == 4 and (pt["n_images"] == 3).all()
-    ct = an.chunk_table(pt)
+    ct = analysis.chunk_table(pt)
     assert len(ct) == pt["n_chunks"].sum() and ct["has_map"].all()
 
 
 def test_text_embeddings_tfidf_and_projection():
-    emb = an.text_embeddings(["a red car", "a blue car", "a small dog", "a big dog", "the sun"], model="tfidf")
+    emb = analysis.text_embeddings(["a red car", "a blue car", "a small dog", "a big dog", "the sun"], model="tfidf")
     assert emb.shape[0] == 5
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1, rtol=1e-5)
-    assert an.project_2d(emb, "pca").shape == (5, 2)
-    assert len(set(an.cluster_embeddings(emb, 2).tolist())) == 2
+    assert analysis.project_2d(emb, "pca").shape == (5, 2)
+    assert len(set(analysis.cluster_embeddings(emb, 2).tolist())) == 2
 
 
 def test_map_statistics_one_pass_equals_two(tmp_path, small_shards):
@@ -340,11 +342,11 @@ def test_map_statistics_one_pass_equals_two(tmp_path, small_shards):
               for _ in range(9)]
     images = [[(lab or "style", m) for lab, m in im] for im in images]
     path = build_store(tmp_path / "s.zarr", images)
-    t = an.map_table(path)
+    t = store.map_table(path)
     labels = np.where(t["lemma"] == "style", None, t["lemma"]).astype(object)
-    sp, ov = an.map_statistics(path, labels, t["image"].to_numpy(), block=10)
-    sp2 = an.spatial_statistics(path, labels)
-    ov2 = an.map_overlaps(path, labels, t["image"].to_numpy(), block=10)
+    sp, ov = analysis.map_statistics(path, labels, t["image"].to_numpy(), block=10)
+    sp2 = analysis.spatial_statistics(path, labels)
+    ov2 = analysis.map_overlaps(path, labels, t["image"].to_numpy(), block=10)
     pd.testing.assert_frame_equal(sp.summary(), sp2.summary())
     pd.testing.assert_frame_equal(ov.pairs, ov2.pairs)
     assert sp.n_maps_read == len(t)
@@ -352,48 +354,48 @@ def test_map_statistics_one_pass_equals_two(tmp_path, small_shards):
 
 def test_world_chunk_recall_and_ensure_store(tmp_path):
     path = world_store(tmp_path / "w.zarr", n=6, n_seeds=1)
-    summary, per_class = an.world_chunk_recall(path)
+    summary, per_class = analysis.world_chunk_recall(path)
     assert summary["recall"] == 1 and summary["precision"] == 1 and summary["place_recall"] == 0
     assert summary["n_prompts"] == 6 and (per_class["recall"] == 1).all()
-    assert an.ensure_store(path) == path  # an existing store is used as it is
+    assert generate.ensure_store(path) == path  # an existing store is used as it is
     with pytest.raises(FileNotFoundError, match="make_store_if_missing"):
-        an.ensure_store(tmp_path / "missing.zarr")
+        generate.ensure_store(tmp_path / "missing.zarr")
 
 
 def test_world_chunk_misses_say_which_objects_no_chunk_names_and_why(tmp_path, monkeypatch):
     path = world_store(tmp_path / "w.zarr", n=6, n_seeds=1)
-    assert an.world_chunk_misses(path).empty  # every object is named
-    prompts = an.prompt_table(path)
-    chunks = an.chunk_table(prompts)
-    first = an.world_objects(path).iloc[0]
-    lost = (chunks["prompt_id"] == first["prompt_id"]) & (an.world_labels(chunks["lemma"].to_numpy()) == first["cls"])
+    assert analysis.world_chunk_misses(path).empty  # every object is named
+    prompts = analysis.prompt_table(path)
+    chunks = analysis.chunk_table(prompts)
+    first = analysis.world_objects(path).iloc[0]
+    lost = (chunks["prompt_id"] == first["prompt_id"]) & (analysis.world_labels(chunks["lemma"].to_numpy()) == first["cls"])
     assert lost.sum() == 1
-    misses = an.world_chunk_misses(path, chunks[~lost])
+    misses = analysis.world_chunk_misses(path, chunks[~lost])
     assert misses[["prompt_id", "cls", "kind"]].values.tolist() == [[first["prompt_id"], first["cls"], "parser"]]
     # the same object misspelt in the caption: a typo, not the parser's fault
-    nouns = [w for w, c in an.WORLD_LEMMAS.items() if c == first["cls"]]
+    nouns = [w for w, c in analysis.WORLD_LEMMAS.items() if c == first["cls"]]
     row = prompts["prompt_id"] == first["prompt_id"]
     caption = prompts.loc[row, "caption"].iloc[0]
     for w in nouns:
         caption = re.sub(rf"\b{w}\b", "xqzt", caption)
     prompts.loc[row, "caption"] = caption
-    monkeypatch.setattr(an, "prompt_table", lambda store: prompts)
-    assert an.world_chunk_misses(path, chunks[~lost])["kind"].tolist() == ["typo or unknown word"]
+    monkeypatch.setattr(analysis_labels, "prompt_table", lambda store: prompts)
+    assert analysis.world_chunk_misses(path, chunks[~lost])["kind"].tolist() == ["typo or unknown word"]
 
 
 def test_ensure_store_rebuilds_its_own_stale_cache_and_never_a_users_store(tmp_path):
     spec = {"n_prompts": 3, "n_seeds": 1, "model": "tiny-random", "steps": 2, "height": 32, "width": 32, "map_size": [8, 8]}
-    path = an.ensure_store(tmp_path / "cache.zarr", spec)
-    assert dict(an.open_group(path).attrs)[an.CACHE_ATTR] is True
+    path = generate.ensure_store(tmp_path / "cache.zarr", spec)
+    assert dict(store.open_group(path).attrs)[generate.CACHE_ATTR] is True
     first = store_summary(path)
     assert first["n_done"] == 3
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # up to date: checked, not rebuilt
-        assert an.ensure_store(path, spec) == path
+        assert generate.ensure_store(path, spec) == path
     with pytest.warns(UserWarning, match="rebuilding"):
-        an.ensure_store(path, spec | {"steps": 3})  # as after new weights or settings
-    assert dict(an.open_group(path).attrs)["steps"] == 3 and store_summary(path)["n_done"] == 3
+        generate.ensure_store(path, spec | {"steps": 3})  # as after new weights or settings
+    assert dict(store.open_group(path).attrs)["steps"] == 3 and store_summary(path)["n_done"] == 3
 
-    mine = an.make_world_store(tmp_path / "mine.zarr", 3, 1, model="tiny-random", steps=2, height=32, width=32, progress=False)
-    assert an.ensure_store(mine, spec | {"steps": 3}) == mine  # not made by ensure_store: used as it is
-    assert dict(an.open_group(mine).attrs)["steps"] == 2
+    mine = generate.make_world_store(tmp_path / "mine.zarr", 3, 1, model="tiny-random", steps=2, height=32, width=32, progress=False)
+    assert generate.ensure_store(mine, spec | {"steps": 3}) == mine  # not made by ensure_store: used as it is
+    assert dict(store.open_group(mine).attrs)["steps"] == 2

@@ -17,15 +17,8 @@ import torch
 import torch.nn.functional as F
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
-import stablesemantics.attention as attention_module
-from stablesemantics.attention import (
-    CaptureConfig,
-    CrossAttentionCapture,
-    capture_cross_attention,
-    chunk_maps,
-    layer_grid,
-    resize_maps,
-)
+from stablesemantics import capture as capture_package
+from stablesemantics.capture import CaptureConfig, CrossAttentionCapture, capture_cross_attention, chunk_maps, layer_grid, resize_maps
 
 PROMPTS = ["a red car on a street", "a small dog"]
 HEIGHT, WIDTH = 64, 48  # latent 32 x 24 with the tiny VAE; cross-attention at 32x24 and 16x12
@@ -471,5 +464,5 @@ def test_chunk_maps_is_the_mean_of_token_maps():
 
 
 def test_docstring_examples_run():
-    result = doctest.testmod(attention_module, optionflags=doctest.ELLIPSIS)
+    result = doctest.testmod(capture_package, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0

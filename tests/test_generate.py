@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stablesemantics.attention import CaptureConfig
+from stablesemantics.capture import CaptureConfig
 from stablesemantics.generate import StoreMismatchError, generate, plan_generation
 from stablesemantics.prompts import load_clip_tokenizer
 from stablesemantics.store import StoreWriter, open_store
@@ -96,7 +96,7 @@ def test_bad_arguments(tmp_path: Path, kwargs, error, match):
 
 
 def test_unknown_model_is_load_pipelines_error(tmp_path: Path):
-    from stablesemantics.pipelines import ModelNotFoundError
+    from stablesemantics.models import ModelNotFoundError
 
     (tmp_path / "not-a-model").mkdir()
     with pytest.raises(ModelNotFoundError, match="model_index.json"):
@@ -143,8 +143,8 @@ KILL_SCRIPT = textwrap.dedent(
     """
     import os, signal, sys
     from pathlib import Path
-    from stablesemantics import store as st
-    from stablesemantics.attention import CaptureConfig
+    from stablesemantics.store import atomic as st
+    from stablesemantics.capture import CaptureConfig
     from stablesemantics.generate import generate
 
     out = Path(sys.argv[1])

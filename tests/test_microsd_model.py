@@ -15,8 +15,9 @@ import pytest
 import torch
 from diffusers import StableDiffusionPipeline
 
-from stablesemantics.attention import capture_cross_attention
-from stablesemantics.pipelines import MICROSD, MODEL_DIR
+from stablesemantics.capture import capture_cross_attention
+from stablesemantics.models import MICROSD
+from stablesemantics.paths import MODEL_DIR
 from stablesemantics.prompts import load_clip_tokenizer
 
 MODEL = MODEL_DIR / MICROSD

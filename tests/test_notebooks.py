@@ -197,7 +197,7 @@ FREE_TEXT_PROMPTS = [
 @pytest.fixture(scope="module")
 def free_text_store(tmp_path_factory):
     """A store of free-text prompts (no MicroWorld truth), as a Colab user would make one."""
-    from stablesemantics.attention import CaptureConfig
+    from stablesemantics.capture import CaptureConfig
     from stablesemantics.generate import generate
 
     out = tmp_path_factory.mktemp("free") / "free.zarr"

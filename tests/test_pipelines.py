@@ -10,14 +10,9 @@ import pytest
 import torch
 from diffusers import DDIMScheduler, StableDiffusionPipeline
 
-import stablesemantics.pipelines as pipelines_module
-from stablesemantics.pipelines import (
-    ModelNotFoundError,
-    default_device,
-    default_dtype,
-    load_pipeline,
-    tiny_random_components,
-)
+from stablesemantics.models import components as models_components
+from stablesemantics.models import load as models_load
+from stablesemantics.models import ModelNotFoundError, default_device, default_dtype, load_pipeline, tiny_random_components
 
 
 def generate(pipe, seed=0):
@@ -91,7 +86,7 @@ def test_unknown_hub_id_fails_quickly_and_clearly(monkeypatch):
 
 
 def test_missing_microsd_says_how_to_build_it(monkeypatch, tmp_path):
-    monkeypatch.setattr(pipelines_module, "MODEL_DIR", tmp_path)
+    monkeypatch.setattr(models_load, "MODEL_DIR", tmp_path)
     with pytest.raises(FileNotFoundError, match="make model"):
         load_pipeline("microsd", device="cpu")
 
@@ -125,5 +120,6 @@ def test_default_device_and_dtype():
 
 
 def test_docstring_examples_run():
-    result = doctest.testmod(pipelines_module)
-    assert result.attempted > 0 and result.failed == 0
+    for module in (models_load, models_components):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0

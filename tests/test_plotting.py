@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from stablesemantics.plotting import normalize_map, overlay_map, plot_image_maps, plot_store_grid, upsample_map
+from stablesemantics.analysis import normalize_map, overlay_map, plot_image_maps, plot_store_grid, upsample_map
 from stablesemantics.store import StoreLayout, StoreWriter, create_store
 
 

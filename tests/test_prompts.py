@@ -14,23 +14,7 @@ import unicodedata
 
 import pytest
 
-from stablesemantics.prompts import (
-    CleanedPrompt,
-    NounChunk,
-    SpanTokens,
-    TokenAlignmentError,
-    chunk_token_indices,
-    clean_prompt,
-    clean_prompts,
-    clip_bpe_path,
-    count_tokens,
-    load_clip_tokenizer,
-    noun_chunks,
-    noun_chunks_many,
-    prompt_too_long,
-    token_char_spans,
-    token_indices_for_spans,
-)
+from stablesemantics.prompts import CleanedPrompt, NounChunk, SpanTokens, TokenAlignmentError, chunk_token_indices, clean_prompt, clean_prompts, clip_bpe_path, count_tokens, load_clip_tokenizer, noun_chunks, noun_chunks_many, prompt_too_long, token_char_spans, token_indices_for_spans
 
 
 @pytest.fixture(scope="module")
@@ -249,7 +233,7 @@ def test_clip_tokenizer_matches_openai_clip(tok, tok_dir):
 
 
 def test_tokenizer_cache_folder(tmp_path, monkeypatch):
-    from stablesemantics.prompts import default_cache_dir
+    from stablesemantics.paths import default_cache_dir
 
     monkeypatch.setenv("STABLESEMANTICS_CACHE", str(tmp_path / "c"))
     assert default_cache_dir() == tmp_path / "c"

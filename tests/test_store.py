@@ -12,16 +12,8 @@ import numpy as np
 import pytest
 import zarr
 
-from stablesemantics import store as st
-from stablesemantics.store import (
-    SCHEMA_VERSION,
-    StoreLayout,
-    StoreWriter,
-    create_store,
-    open_store,
-    store_summary,
-    to_xarray,
-)
+from stablesemantics.store import atomic as st
+from stablesemantics.store import SCHEMA_VERSION, StoreLayout, StoreWriter, create_store, open_store, store_summary, to_xarray
 
 
 def make_layout(n_images: int = 6, batch_size: int = 2, maps_per_image=(2, 1, 0, 3, 1, 2)) -> StoreLayout:
@@ -197,7 +189,8 @@ KILL_SCRIPT = textwrap.dedent(
     import os, signal, sys
     from pathlib import Path
     import numpy as np
-    from stablesemantics import store as st
+    from stablesemantics.store import StoreWriter
+    from stablesemantics.store import atomic as st
 
     path, mode = Path(sys.argv[1]), sys.argv[2]
     real = st._atomic_write_bytes
@@ -216,7 +209,7 @@ KILL_SCRIPT = textwrap.dedent(
         return real(p, data, **kw)
 
     st._atomic_write_bytes = dying_write
-    w = st.StoreWriter(path)
+    w = StoreWriter(path)
     rng = np.random.default_rng(9)
     images = rng.integers(0, 256, (2, 8, 6, 3), dtype=np.uint8)
     rows = w.map_rows(4, 6)

@@ -12,7 +12,7 @@ import torch
 from diffusers import StableDiffusionPipeline
 from safetensors.torch import load_file
 
-from stablesemantics import train
+from stablesemantics import training as train
 
 TOY = [
     "--image-size", "32", "--max-objects", "2",

@@ -9,22 +9,9 @@ import pandas as pd
 import pytest
 
 from stablesemantics import world as W
-from stablesemantics.world import (
-    CLASS_INDEX,
-    CLASSES,
-    COLOURS,
-    PLACE_PHRASES,
-    PLACES,
-    SIZES,
-    Scene,
-    WorldConfig,
-    noisy_prompt,
-    render_object,
-    render_scenes,
-    sample_scene,
-    scene_at,
-    true_priors,
-)
+from stablesemantics.world import layout as world_layout
+from stablesemantics.world import sample as world_sample
+from stablesemantics.world import CLASSES, CLASS_INDEX, COLOURS, PLACES, PLACE_PHRASES, SIZES, Scene, WorldConfig, noisy_prompt, render_object, render_scenes, sample_scene, scene_at, true_priors
 
 
 @pytest.fixture(scope="module")
@@ -121,9 +108,9 @@ def test_occlusion_later_on_top():
     # two overlapping objects forced with a hand-made placement list
     cfg = WorldConfig()
     rng = np.random.default_rng(0)
-    mk = lambda cls, cx: W._Placed(cls, "red", "large", False, cx, 32.0, 16.0, 1.0, 0.0,
+    mk = lambda cls, cx: world_layout._Placed(cls, "red", "large", False, cx, 32.0, 16.0, 1.0, 0.0,
                                    16.0 * CLASSES[cls].aspect, 16.0, 1.0)
-    s = W._render(rng, "field", [mk("ball", 26.0), mk("sun", 38.0)], cfg)
+    s = world_sample._render(rng, "field", [mk("ball", 26.0), mk("sun", 38.0)], cfg)
     assert s.objects[0].area < s.objects[0].full_area  # the ball is partly hidden
     assert s.objects[1].area == s.objects[1].full_area  # the sun, drawn last, is not
     # the ball's right-hand keypoint ("stripe", u=0.55 -> x ~ 34.8) lies under the sun

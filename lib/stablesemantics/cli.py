@@ -2,7 +2,7 @@
 
 Examples (from the repository root)::
 
-    stablesemantics generate --prompts prompts.txt --seeds 4 --model tiny-random \\
+    stablesemantics generate --prompts prompts.txt --seeds 4 --model tiny-random \
         --out data/stores/demo.zarr --steps 2 --height 32 --width 32
     stablesemantics inspect data/stores/demo.zarr
     stablesemantics inspect data/stores/demo.zarr --json
@@ -20,6 +20,10 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+
+from stablesemantics.capture.config import CaptureConfig
+from stablesemantics.generate.run import generate as run_generate
+from stablesemantics.store.read import store_summary
 
 app = typer.Typer(
     name="stablesemantics",
@@ -112,8 +116,6 @@ def generate(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Generate images and per-noun-chunk attention maps for every prompt x seed."""
-    from .attention import CaptureConfig
-    from .generate import generate as run_generate
 
     try:
         texts = read_prompts(prompts)
@@ -131,7 +133,6 @@ def generate(
 
 
 def _print_summary(path: Path, top: int = 10) -> None:
-    from .store import store_summary
 
     s = store_summary(path, top=top)
     lemmas = ", ".join(f"{k} ({v})" for k, v in s["top_lemmas"]) or "-"
@@ -155,7 +156,6 @@ def inspect(
     top: Annotated[int, typer.Option(min=1, help="How many of the most frequent lemmas to list.")] = 10,
 ) -> None:
     """Summarise a store: schema, model, images done / total, maps, most frequent chunk lemmas."""
-    from .store import store_summary
 
     try:
         s = store_summary(store, top=top)

@@ -1,0 +1,181 @@
+"""Overlap of the maps of two chunks of one image, against the same label pair in other images."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from stablesemantics.analysis.spatial import SpatialStats, _SpatialAcc
+from stablesemantics.analysis.streaming import _codes, _stream
+
+
+def map_statistics(source: Any, labels: np.ndarray, map_image: np.ndarray, contexts: np.ndarray | None = None,
+                   *, groups: np.ndarray | None = None, baseline: str = "min", block: int | None = None,
+                   seed: int = 0) -> tuple[SpatialStats, OverlapStats]:
+    """:func:`spatial_statistics` and :func:`map_overlaps` in a single pass over the maps (each
+    block is read and normalised once)."""
+    sp, ov = _SpatialAcc(labels, contexts), _OverlapAcc(labels, map_image, groups, seed)
+    n = _stream(source, [sp, ov], baseline=baseline, block=block, whole_images=True)
+    return sp.result(n), ov.result(n)
+
+
+def _pairs_within(groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All index pairs (i < j) of rows that share a group value; ``groups`` must be sorted."""
+    n = len(groups)
+    if n < 2:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+    sizes = np.diff(np.r_[starts, n])
+    pos = np.arange(n) - np.repeat(starts, sizes)
+    partners = np.repeat(sizes, sizes) - pos - 1
+    left = np.repeat(np.arange(n), partners)
+    offs = np.arange(len(left)) - np.repeat(np.cumsum(partners) - partners, partners) + 1
+    return left, left + offs
+
+
+def _dilate(m: np.ndarray) -> np.ndarray:
+    """4-neighbour dilation of boolean masks (n, h, w)."""
+    d = m.copy()
+    d[:, 1:] |= m[:, :-1]
+    d[:, :-1] |= m[:, 1:]
+    d[:, :, 1:] |= m[:, :, :-1]
+    d[:, :, :-1] |= m[:, :, 1:]
+    return d
+
+
+def _pair_metrics(pa: np.ndarray, pb: np.ndarray, h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    overlap = np.minimum(pa, pb).sum(1)
+    thr = 1.0 / (h * w)
+    ma, mb = pa > thr, pb > thr
+    inter = (ma & mb).sum(1)
+    union = (ma | mb).sum(1)
+    iou = np.where(union > 0, inter / np.maximum(union, 1), np.nan)
+    touch = (_dilate(ma.reshape(-1, h, w)).reshape(len(ma), -1) & mb).any(1)
+    return overlap, iou, touch.astype(np.float64)
+
+
+@dataclass
+class OverlapStats:
+    """Result of :func:`map_overlaps`: one row per unordered label pair ``(a, b)`` (a < b) with
+    ``n`` (image pairs), mean ``overlap`` (histogram intersection of the normalised maps, in
+    [0, 1]), ``iou`` (of the above-uniform masks), ``touch`` (share of pairs whose masks
+    touch or overlap), and the same three for the *chance* pairing (``chance_*``: map of
+    ``a`` from one image with map of ``b`` from another image — and another prompt, given
+    ``groups`` — of the same block) with ``n_chance``."""
+
+    pairs: pd.DataFrame
+    n_maps_read: int = 0
+
+    def pair(self, a: str, b: str) -> pd.Series | None:
+        """The row of the pair ``(a, b)`` in either order, or ``None``."""
+        key = (min(a, b), max(a, b))
+        try:
+            return self.pairs.loc[key]
+        except KeyError:
+            return None
+
+    def matrix(self, column: str = "overlap") -> pd.DataFrame:
+        """``column`` as a symmetric label x label DataFrame (NaN where no pair was seen)."""
+        labs = sorted(set(self.pairs.index.get_level_values(0)) | set(self.pairs.index.get_level_values(1)))
+        m = pd.DataFrame(np.nan, index=labs, columns=labs)
+        for (a, b), v in self.pairs[column].items():
+            m.loc[a, b] = m.loc[b, a] = v
+        return m
+
+
+class _OverlapAcc:
+    """Running sums for :func:`map_overlaps`."""
+
+    COLS = ["n", "overlap", "iou", "touch", "n_chance", "chance_overlap", "chance_iou", "chance_touch"]
+
+    def __init__(self, labels: np.ndarray, map_image: np.ndarray, groups: np.ndarray | None = None,
+                 seed: int = 0) -> None:
+        labels = np.asarray(labels, dtype=object)
+        self.map_image = np.asarray(map_image)
+        self.groups = self.map_image if groups is None else np.asarray(groups)
+        if len(self.map_image) != len(labels) or len(self.groups) != len(labels):
+            raise ValueError(f"map_image / groups must have one entry per label ({len(labels)})")
+        self.codes, self.names = _codes(labels, len(labels))
+        self.rng = np.random.default_rng(seed)
+        self.acc: list[pd.DataFrame] = []
+
+    @property
+    def wanted(self) -> np.ndarray:
+        return self.codes >= 0
+
+    def add(self, start: int, p: np.ndarray, mass: np.ndarray, h: int, w: int) -> None:
+        L = max(len(self.names), 1)
+        sl = slice(start, start + len(p))
+        img = self.map_image[sl]
+        c = np.where(mass > 0, self.codes[sl], -1)
+        idx = np.flatnonzero(c >= 0)
+        if len(idx) < 2:
+            return
+        left, right = _pairs_within(img[idx])
+        left, right = idx[left], idx[right]
+        la, lb = c[left], c[right]
+        diff = la != lb
+        left, right, la, lb = left[diff], right[diff], la[diff], lb[diff]
+        if not len(left):
+            return
+        swap = la > lb  # unordered pair (a < b): left holds label a
+        left, right = np.where(swap, right, left), np.where(swap, left, right)
+        typ = np.minimum(la, lb) * L + np.maximum(la, lb)
+        ov, iou, touch = _pair_metrics(p[left], p[right], h, w)
+        # chance: shuffle the pairs of each type, then pair each left map with the right map of
+        # the next pair of the same type, unless both come from the same group (prompt)
+        order = np.lexsort((self.rng.random(len(typ)), typ))
+        ts = typ[order]
+        gstart = np.flatnonzero(np.r_[True, ts[1:] != ts[:-1]])
+        gsize = np.diff(np.r_[gstart, len(ts)])
+        first = np.repeat(gstart, gsize)
+        size = np.repeat(gsize, gsize)
+        nxt = first + (np.arange(len(ts)) - first + 1) % size
+        valid = size > 1
+        cl, cr = left[order][valid], right[order[nxt]][valid]
+        grp = self.groups[sl]
+        other = (img[cl] != img[cr]) & (grp[cl] != grp[cr])
+        cl, cr = cl[other], cr[other]
+        cov, ciou, ctouch = _pair_metrics(p[cl], p[cr], h, w) if len(cl) else (np.zeros(0),) * 3
+        ctyp = ts[valid][other]
+        s = pd.DataFrame({"typ": typ, "overlap": ov, "iou": np.nan_to_num(iou), "touch": touch, "k": 1}
+                         ).groupby("typ").sum()
+        cs = pd.DataFrame({"typ": ctyp, "chance_overlap": cov, "chance_iou": np.nan_to_num(ciou),
+                           "chance_touch": ctouch, "n_chance": 1}).groupby("typ").sum()
+        self.acc.append(s.join(cs, how="outer").fillna(0))
+
+    def result(self, n_read: int) -> OverlapStats:
+        cols = self.COLS
+        if not self.acc:
+            empty = pd.DataFrame(columns=cols, index=pd.MultiIndex.from_tuples([], names=["a", "b"]))
+            return OverlapStats(empty, n_read)
+        L = max(len(self.names), 1)
+        tot = pd.concat(self.acc).groupby(level=0).sum()
+        out = pd.DataFrame(index=tot.index)
+        out["n"] = tot["k"].astype(np.int64)
+        for k in ("overlap", "iou", "touch"):
+            out[k] = tot[k] / tot["k"].where(tot["k"] > 0)
+        out["n_chance"] = tot["n_chance"].astype(np.int64)
+        for k in ("overlap", "iou", "touch"):
+            out["chance_" + k] = tot["chance_" + k] / tot["n_chance"].where(tot["n_chance"] > 0)
+        out = out[out["n"] > 0]
+        a = [self.names[int(t) // L] for t in out.index]
+        b = [self.names[int(t) % L] for t in out.index]
+        out.index = pd.MultiIndex.from_arrays([a, b], names=["a", "b"])
+        return OverlapStats(out[cols].sort_values("n", ascending=False), n_read)
+
+
+def map_overlaps(source: Any, labels: np.ndarray, map_image: np.ndarray, *, groups: np.ndarray | None = None,
+                 baseline: str = "min", block: int | None = None, seed: int = 0) -> OverlapStats:
+    """How much the maps of two chunks of the same image overlap, per unordered pair of
+    labels, streaming (see :class:`OverlapStats`). ``source``: a store or whole-image blocks
+    ``(first_row, maps)``; ``map_image[r]``: the image of map ``r`` (sorted); pairs of the same
+    label are skipped. Chance pairs are drawn within a block (a shard of a store), never
+    from the same image nor from the same ``groups`` value (pass prompt ids: the seeds of one
+    prompt share its layout); ``seed`` fixes their shuffle."""
+    acc = _OverlapAcc(labels, map_image, groups, seed)
+    n = _stream(source, [acc], baseline=baseline, block=block, whole_images=True)
+    return acc.result(n)

@@ -1,0 +1,179 @@
+"""Spatial statistics of maps: centroids, spread, mean map per label and per (place, label)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from stablesemantics.analysis.streaming import _codes, _stream, normalise_maps
+
+# =========================================================================== spatial
+
+
+def _coords(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    ys = (np.arange(h, dtype=np.float64) + 0.5) / h
+    xs = (np.arange(w, dtype=np.float64) + 0.5) / w
+    return np.repeat(ys, w), np.tile(xs, h)
+
+
+def map_moments(maps: np.ndarray, baseline: str = "min") -> dict[str, np.ndarray]:
+    """Centroid and spread of each map's mass, in fractions of the image (0 = top / left).
+
+    Returns ``cy``, ``cx`` (centroid), ``sy``, ``sx`` (standard deviations), ``spread``
+    (``sqrt(sy**2 + sx**2)``) and ``mass``; ``NaN`` for maps without mass. Pixel ``(i, j)``
+    has centre ``((i + .5) / h, (j + .5) / w)``.
+    """
+    maps = np.asarray(maps)
+    n, h, w = maps.shape
+    p, mass = normalise_maps(maps, baseline)
+    return _moments(p, mass, h, w)
+
+
+def _moments(p: np.ndarray, mass: np.ndarray, h: int, w: int) -> dict[str, np.ndarray]:
+    ys, xs = _coords(h, w)
+    c = np.stack([ys, xs, ys * ys, xs * xs], 1).astype(np.float32)
+    mom = (p @ c).astype(np.float64)
+    cy, cx = mom[:, 0], mom[:, 1]
+    sy = np.sqrt(np.maximum(mom[:, 2] - cy * cy, 0))
+    sx = np.sqrt(np.maximum(mom[:, 3] - cx * cx, 0))
+    bad = ~(mass > 0)
+    out = {"cy": cy, "cx": cx, "sy": sy, "sx": sx, "spread": np.sqrt(sy * sy + sx * sx), "mass": mass}
+    for k in ("cy", "cx", "sy", "sx", "spread"):
+        out[k][bad] = np.nan
+    return out
+
+
+def _group_sum(codes: np.ndarray, x: np.ndarray, n_groups: int) -> np.ndarray:
+    """Row sums of ``x`` per group code (codes < 0 skipped): (n_groups, x.shape[1]) float64."""
+    from scipy import sparse
+
+    keep = codes >= 0
+    if not keep.any() or n_groups == 0:
+        return np.zeros((n_groups, x.shape[1]))
+    idx = np.flatnonzero(keep)
+    onehot = sparse.csr_matrix((np.ones(len(idx), np.float32), (codes[idx], idx)), shape=(n_groups, len(x)))
+    return np.asarray(onehot @ x, dtype=np.float64)
+
+
+@dataclass
+class SpatialStats:
+    """Result of :func:`spatial_statistics`.
+
+    ``per_map``: one row per labelled map with mass: ``row``, ``label``, ``context``, ``cy``,
+    ``cx``, ``sy``, ``sx``, ``spread``. ``mean_maps``: label -> mean normalised map (h, w),
+    which sums to 1. ``context_maps``: (context, label) -> mean normalised map. ``counts`` /
+    ``context_counts``: how many maps went into each.
+    """
+
+    per_map: pd.DataFrame
+    mean_maps: dict[str, np.ndarray]
+    counts: pd.Series
+    context_maps: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+    context_counts: pd.Series = field(default_factory=lambda: pd.Series(dtype=np.int64))
+    n_maps_read: int = 0
+
+    def summary(self) -> pd.DataFrame:
+        """Per label: ``n``, mean and std of ``cy`` / ``cx``, mean ``sy``, ``sx``, ``spread``, and the
+        centroid of the mean map (``mean_map_cy``, ``mean_map_cx``); sorted by ``cy``."""
+        if self.per_map.empty:
+            return pd.DataFrame(columns=["n", "cy", "cy_std", "cx", "cx_std", "sy", "sx", "spread"])
+        gb = self.per_map.assign(label=self.per_map["label"].astype(str)).groupby("label")
+        s = pd.DataFrame({"n": gb.size(), "cy": gb["cy"].mean(), "cy_std": gb["cy"].std(ddof=0),
+                          "cx": gb["cx"].mean(), "cx_std": gb["cx"].std(ddof=0), "sy": gb["sy"].mean(),
+                          "sx": gb["sx"].mean(), "spread": gb["spread"].mean()})
+        if self.mean_maps:
+            labs = list(self.mean_maps)
+            stack = np.stack([self.mean_maps[k] for k in labs])
+            mm = map_moments(stack, baseline="none")
+            s["mean_map_cy"] = pd.Series(mm["cy"], index=labs)
+            s["mean_map_cx"] = pd.Series(mm["cx"], index=labs)
+        return s.sort_values("cy")
+
+
+class _SpatialAcc:
+    """Running sums for :func:`spatial_statistics`."""
+
+    def __init__(self, labels: np.ndarray, contexts: np.ndarray | None) -> None:
+        labels = np.asarray(labels, dtype=object)
+        n = len(labels)
+        self.codes, self.names = _codes(labels, n)
+        self.ccodes, self.cnames = _codes(contexts, n)
+        L = max(len(self.names), 1)
+        pair = np.where((self.codes >= 0) & (self.ccodes >= 0), self.ccodes * L + self.codes, -1)
+        self.pair_uniq, inv = np.unique(pair[pair >= 0], return_inverse=True)
+        self.pair_codes = np.full(n, -1, np.int64)
+        self.pair_codes[pair >= 0] = inv
+        self.sums = self.csums = None
+        self.cnt = np.zeros(len(self.names), np.int64)
+        self.ccnt = np.zeros(len(self.pair_uniq), np.int64)
+        self.parts: list[pd.DataFrame] = []
+        self.shape: tuple[int, int] | None = None
+
+    @property
+    def wanted(self) -> np.ndarray:
+        return self.codes >= 0
+
+    def add(self, start: int, p: np.ndarray, mass: np.ndarray, h: int, w: int) -> None:
+        sl = slice(start, start + len(p))
+        good = (self.codes[sl] >= 0) & (mass > 0)
+        if not good.any():
+            return
+        if self.sums is None:
+            self.shape = (h, w)
+            self.sums = np.zeros((len(self.names), h * w))
+            self.csums = np.zeros((len(self.pair_uniq), h * w))
+        gk = np.where(good, self.codes[sl], -1)
+        self.sums += _group_sum(gk, p, len(self.names))
+        self.cnt += np.bincount(gk[gk >= 0], minlength=len(self.names))
+        if len(self.pair_uniq):
+            pc = np.where(good, self.pair_codes[sl], -1)
+            self.csums += _group_sum(pc, p, len(self.pair_uniq))
+            self.ccnt += np.bincount(pc[pc >= 0], minlength=len(self.pair_uniq))
+        idx = np.flatnonzero(good)
+        mom = _moments(p[idx], mass[idx], h, w)
+        self.parts.append(pd.DataFrame({
+            "row": idx + start, "code": self.codes[sl][idx], "ccode": self.ccodes[sl][idx],
+            **{k: mom[k].astype(np.float32) for k in ("cy", "cx", "sy", "sx", "spread")}}))
+
+    def result(self, n_read: int) -> SpatialStats:
+        names, cnames = self.names, self.cnames
+        if self.sums is None:
+            return SpatialStats(pd.DataFrame(columns=["row", "label", "context", "cy", "cx", "sy", "sx", "spread"]),
+                                {}, pd.Series(dtype=np.int64), n_maps_read=n_read)
+        h, w = self.shape
+        L = max(len(names), 1)
+        per = pd.concat(self.parts, ignore_index=True)
+        per.insert(1, "label", pd.Categorical.from_codes(per.pop("code"), categories=names))
+        cc = per.pop("ccode").to_numpy()
+        per.insert(2, "context", pd.Categorical.from_codes(cc, categories=cnames) if cnames else
+                   pd.Categorical.from_codes(np.full(len(per), -1), categories=["-"]))
+        cnt = self.cnt
+        mean_maps = {names[i]: (self.sums[i] / cnt[i]).reshape(h, w) for i in range(len(names)) if cnt[i] > 0}
+        counts = pd.Series({names[i]: int(cnt[i]) for i in range(len(names)) if cnt[i] > 0}, dtype=np.int64)
+        cmaps, ccounts = {}, {}
+        for j, code in enumerate(self.pair_uniq):
+            if self.ccnt[j] > 0:
+                key = (cnames[int(code) // L], names[int(code) % L])
+                cmaps[key] = (self.csums[j] / self.ccnt[j]).reshape(h, w)
+                ccounts[key] = int(self.ccnt[j])
+        return SpatialStats(per, mean_maps, counts.sort_values(ascending=False), cmaps,
+                            pd.Series(ccounts, dtype=np.int64), n_maps_read=n_read)
+
+
+def spatial_statistics(source: Any, labels: np.ndarray, contexts: np.ndarray | None = None, *,
+                       baseline: str = "min", block: int | None = None) -> SpatialStats:
+    """Per-map centroids and spreads, and mean maps per label and per (context, label), in
+    one streaming pass.
+
+    ``source`` is a store (path or group; its ``maps`` are read in shard-sized blocks) or an
+    iterable of ``(first_row, maps)`` blocks covering the rows in order (e.g.
+    :func:`truth_map_blocks`; the blocks may be modified in place). ``labels[r]`` names map
+    ``r`` (``None`` = skip it); ``contexts[r]`` optionally groups it further (e.g. the place of
+    its image). ``baseline``: see :func:`normalise_maps`.
+    """
+    acc = _SpatialAcc(labels, contexts)
+    n = _stream(source, [acc], baseline=baseline, block=block, whole_images=False)
+    return acc.result(n)

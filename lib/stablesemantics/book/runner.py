@@ -1,0 +1,227 @@
+"""Run the book's notebooks with papermill and stage the book sources.
+
+Used by the Makefile (`make book`, `make notebook`); also handy on its own:
+
+    python -m stablesemantics.book list                          # notebooks named in _toc.yml
+    python -m stablesemantics.book params 01_generate smoke      # that notebook's smoke parameters, as YAML
+    python -m stablesemantics.book run --params smoke 01_generate
+    python -m stablesemantics.book run --params smoke 01_generate -- -p steps 4   # after --: papermill options
+    python -m stablesemantics.book stage                         # _build/src for `jupyter-book build`
+
+Parameter files (notebooks/params/{default,smoke,colab}.yaml) have one section per
+notebook, keyed by the notebook's file stem:
+
+    01_generate:
+      n_seeds: 2
+      steps: 10
+
+`run` records each notebook's wall time in <out>/timings.json. It writes the section to _build/params/<stem>.<set>.yaml and calls
+`papermill <notebook> _build/notebooks/<stem>.ipynb -f <that file> --cwd <repo root>`,
+printing the command so it can be copied and changed (add `-p name value` to override
+one parameter). A notebook without a section runs with its own defaults.
+
+`stage` assembles _build/src: _config.yml, _toc.yml, book/ and the benchmark tables
+(benchmarks/results/*.md, which book pages include) copied from the repository, and at every notebook path named in the toc the *executed* notebook from _build/notebooks.
+The committed notebooks stay output-free, the book shows outputs, and because the staged
+paths equal the repository paths the Colab launch buttons open the real notebooks/ files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from stablesemantics.paths import REPO_ROOT
+
+ROOT = REPO_ROOT
+PARAMS_DIR = ROOT / "notebooks" / "params"
+BUILD = ROOT / "_build"
+
+
+def toc_files(toc_path: Path = ROOT / "_toc.yml") -> list[str]:
+    """All `file:` entries of a Jupyter Book toc, in order (without suffix).
+
+    >>> "book/intro" in toc_files()
+    True
+    """
+    toc = yaml.safe_load(toc_path.read_text())
+    found: list[str] = [toc["root"]]
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if "file" in node:
+                found.append(str(node["file"]))
+            for key in ("chapters", "parts", "sections"):
+                if key in node:
+                    walk(node[key])
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(toc)
+    return [Path(f).with_suffix("").as_posix() if f.endswith((".ipynb", ".md")) else f for f in found]
+
+
+def toc_notebooks(toc_path: Path = ROOT / "_toc.yml") -> list[Path]:
+    """The notebooks the toc names, as repository-relative paths (`notebooks/01_generate.ipynb`)."""
+    out = []
+    for entry in toc_files(toc_path):
+        path = Path(entry + ".ipynb")
+        if (ROOT / path).exists():
+            out.append(path)
+    return out
+
+
+def load_params(stem: str, params_set: str) -> dict:
+    """The parameters of notebook `stem` in notebooks/params/<params_set>.yaml ({} if it has no section).
+
+    >>> load_params("01_generate", "smoke")["model"]
+    'tiny-random'
+    """
+    path = PARAMS_DIR / f"{params_set}.yaml"
+    if not path.exists():
+        known = sorted(p.stem for p in PARAMS_DIR.glob("*.yaml"))
+        raise ValueError(f"no parameter set {params_set!r} ({path} missing); known: {known}")
+    sections = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(sections, dict):
+        raise ValueError(f"{path} must map notebook stems to parameter dicts")
+    params = sections.get(stem) or {}
+    if not isinstance(params, dict):
+        raise ValueError(f"{path}: section {stem!r} must be a mapping of parameter names to values")
+    return params
+
+
+def glue_text(prefix: str, values: dict, spec: str = ".3f") -> dict[str, str]:
+    """Glue each value as text under ``<prefix>_<key>`` for the book's cross-page references.
+
+    Numbers are formatted with ``spec``; ``None`` and NaN become "n/a". Outside a MyST-NB
+    build (plain Jupyter, Colab, papermill without myst_nb) nothing is glued; the formatted
+    texts are returned either way, so a notebook can print them.
+    """
+    import math
+
+    texts = {}
+    for key, value in values.items():
+        if value is None or (isinstance(value, float) and not math.isfinite(value)):
+            text = "n/a"
+        elif isinstance(value, bool) or not isinstance(value, (int, float)):
+            text = str(value)
+        elif isinstance(value, int):
+            text = str(value)
+        else:
+            text = format(value, spec)
+        texts[f"{prefix}_{key}"] = text
+    try:
+        from myst_nb import glue
+    except ImportError:
+        return texts
+    for name, text in texts.items():
+        glue(name, text, display=False)
+    return texts
+
+
+def resolve_notebook(name: str) -> Path:
+    """`01_generate`, `01_generate.ipynb` or `notebooks/01_generate.ipynb` -> repository-relative path."""
+    for cand in (Path(name), Path("notebooks") / name, Path("notebooks") / f"{name}.ipynb"):
+        if cand.suffix == ".ipynb" and (ROOT / cand).exists():
+            return (ROOT / cand).resolve().relative_to(ROOT)
+    raise ValueError(f"no notebook {name!r} under notebooks/")
+
+
+def run_notebook(notebook: Path, params_set: str, out_dir: Path, extra: list[str] | None = None) -> Path:
+    """Execute one notebook with papermill (kernel `python3`, working directory = repository root)."""
+    stem = notebook.stem
+    params_file = BUILD / "params" / f"{stem}.{params_set}.yaml"
+    params_file.parent.mkdir(parents=True, exist_ok=True)
+    params_file.write_text(yaml.safe_dump(load_params(stem, params_set), sort_keys=False))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    output = out_dir / notebook.name
+    cmd = [
+        sys.executable, "-m", "papermill", str(notebook), str(output.relative_to(ROOT) if output.is_relative_to(ROOT) else output),
+        "-f", str(params_file.relative_to(ROOT)), "--cwd", ".", "-k", "python3", "--no-progress-bar",
+        *(extra or []),
+    ]
+    print("+", shlex.join(["papermill", *cmd[3:]]), flush=True)
+    # The kernel must draw with the inline backend so figures land in the notebook (and the
+    # book). ipykernel picks it only when MPLBACKEND is unset; `make` sets MPLBACKEND=Agg for
+    # everything else, so drop it here. The inline backend renders off-screen too.
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    if subprocess.run(cmd, cwd=ROOT, env=env).returncode != 0:
+        raise SystemExit(f"{notebook} failed; the executed part, with the error, is in {output}")
+    return output
+
+
+def stage(executed_dir: Path, dest: Path) -> Path:
+    """Assemble the book sources in `dest` with the executed notebooks at their toc paths."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy2(ROOT / name, dest / name)
+    shutil.copytree(ROOT / "book", dest / "book", ignore=shutil.ignore_patterns("__pycache__", "*.py"))
+    # benchmark tables, so pages can {include} them instead of copying numbers by hand
+    results = ROOT / "benchmarks" / "results"
+    (dest / "benchmarks" / "results").mkdir(parents=True)
+    for table in sorted(results.glob("*.md")):
+        shutil.copy2(table, dest / "benchmarks" / "results" / table.name)
+    for nb in toc_notebooks():
+        executed = executed_dir / nb.name
+        if not executed.exists():
+            raise FileNotFoundError(f"{executed} missing: run the notebooks first (make book)")
+        (dest / nb).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(executed, dest / nb)
+    return dest
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("list", help="notebooks named in _toc.yml")
+    p = sub.add_parser("params", help="print one notebook's parameter section as YAML")
+    p.add_argument("notebook")
+    p.add_argument("params_set", nargs="?", default="default")
+    r = sub.add_parser("run", help="execute notebooks with papermill")
+    r.add_argument("notebooks", nargs="*", help="default: every notebook in _toc.yml")
+    r.add_argument("--params", default="default", help="parameter set: default, smoke, colab")
+    r.add_argument("--out", type=Path, default=BUILD / "notebooks")
+    s = sub.add_parser("stage", help="assemble _build/src for jupyter-book")
+    s.add_argument("--executed", type=Path, default=BUILD / "notebooks")
+    s.add_argument("--dest", type=Path, default=BUILD / "src")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = argv[argv.index("--") + 1 :] if "--" in argv else []  # passed through to papermill
+    args = ap.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
+
+    if args.cmd == "list":
+        for nb in toc_notebooks():
+            print(nb.as_posix())
+    elif args.cmd == "params":
+        print(yaml.safe_dump(load_params(resolve_notebook(args.notebook).stem, args.params_set), sort_keys=False), end="")
+    elif args.cmd == "run":
+        notebooks = [resolve_notebook(n) for n in args.notebooks] or toc_notebooks()
+        if not notebooks:
+            raise SystemExit("no notebooks to run")
+        out = (args.out if args.out.is_absolute() else (Path.cwd() / args.out)).resolve()
+        timings_file = out / "timings.json"
+        timings = json.loads(timings_file.read_text()) if timings_file.exists() else {}
+        for nb in notebooks:
+            t0 = time.perf_counter()
+            run_notebook(nb, args.params, out, extra)
+            timings[nb.stem] = {"params": args.params, "seconds": round(time.perf_counter() - t0, 1)}
+            timings_file.write_text(json.dumps(timings, indent=1))
+            print(f"{nb.stem}: {timings[nb.stem]['seconds']:.0f} s (all timings: {timings_file})", flush=True)
+    elif args.cmd == "stage":
+        print(stage(args.executed.resolve(), args.dest.resolve()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""Run a plan: batches of prompts × seeds through a pipeline under capture, written to the store."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from stablesemantics import __version__
+from stablesemantics.capture.capture import CrossAttentionCapture
+from stablesemantics.capture.config import CaptureConfig
+from stablesemantics.capture.maps import chunk_maps
+from stablesemantics.generate.plan import _check_int, _check_prompts, _check_seeds, plan_generation
+from stablesemantics.generate.settings import _check_resumable, _settings, _versions
+from stablesemantics.models.load import load_pipeline
+from stablesemantics.prompts.clean import clean_prompt
+from stablesemantics.store.schema import create_store
+from stablesemantics.store.writer import StoreWriter
+
+# --------------------------------------------------------------------------- run
+
+
+def _run_batch(pipe: Any, captions: list[str], seeds: list[int], map_tokens: list[list[tuple[int, ...]]],
+               steps: int, guidance: float, height: int, width: int,
+               capture: CaptureConfig) -> tuple[np.ndarray, np.ndarray]:
+    generators = [torch.Generator(device="cpu").manual_seed(s) for s in seeds]
+    with CrossAttentionCapture(pipe, capture) as cap:
+        out = pipe(prompt=captions, num_inference_steps=steps, guidance_scale=guidance, height=height,
+                   width=width, generator=generators, output_type="np")
+    images = np.asarray(out.images, dtype=np.float32)
+    images = (images * 255).round().clip(0, 255).astype(np.uint8)  # as diffusers' numpy_to_pil
+    token_maps = cap.maps
+    maps = [chunk_maps(token_maps[i], toks).float().cpu().numpy() for i, toks in enumerate(map_tokens) if toks]
+    h, w = token_maps.shape[-2:]
+    return images, (np.concatenate(maps) if maps else np.zeros((0, h, w), np.float32))
+
+
+def generate(
+    prompts: Sequence[str],
+    seeds: Sequence[int] | int,
+    out: str | os.PathLike,
+    model: Any = "tiny-random",
+    steps: int = 20,
+    guidance: float = 7.5,
+    height: int | None = None,
+    width: int | None = None,
+    batch_size: int = 4,
+    capture: CaptureConfig | None = None,
+    progress: bool = True,
+    *,
+    dedupe: bool = True,
+    device: str | None = None,
+    attrs: dict[str, Any] | None = None,
+    _after_batch: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Generate every (prompt, seed) into the store ``out``, resuming if it exists.
+
+    Parameters
+    ----------
+    prompts : raw prompts (cleaned here; empty-after-cleaning is an error; duplicates after
+        cleaning are dropped with a warning unless ``dedupe=False``).
+    seeds : ``n`` (seeds ``0..n-1``) or a list of distinct non-negative ints; every prompt is
+        generated with every seed.
+    out : path of the Zarr store (conventionally ``data/stores/<name>.zarr``).
+    model : a name for :func:`stablesemantics.models.load_pipeline` (``"microsd"``,
+        ``"tiny-random"``, a directory, a hub id) or a loaded ``StableDiffusionPipeline``.
+    steps, guidance : denoising steps and classifier-free guidance scale.
+    height, width : image size; ``None`` = the model's default.
+    batch_size : images per pipeline call; also fixes the batch partition of the store.
+    capture : what to aggregate (:class:`~stablesemantics.capture.CaptureConfig`).
+    progress : show a tqdm bar over images.
+    dedupe : drop prompts that are duplicates after cleaning (``prompt_id`` keeps the link).
+    attrs : extra JSON-able root attributes for a new store (e.g. where its prompts came
+        from); they may not reuse a name the library writes. Ignored when resuming.
+    device : device for a model given by name (default: CUDA if available).
+
+    Returns the store path. An image depends only on (prompt, seed, settings): the same pair
+    gives the same image in any batch (bit for bit with the same batch partition; within one
+    uint8 level across different batch compositions, where matmul summation order differs).
+
+    Example: see the module docstring.
+    """
+    texts = _check_prompts(prompts)
+    seed_list = _check_seeds(seeds)
+    if not isinstance(out, (str, os.PathLike)):
+        raise TypeError(f"out must be a str or a path, got {type(out).__name__}")
+    out = Path(out)
+    steps = _check_int(steps, "steps")
+    if isinstance(guidance, bool) or not isinstance(guidance, (int, float, np.floating, np.integer)):
+        raise TypeError(f"guidance must be a number, got {type(guidance).__name__}")
+    guidance = float(guidance)
+    height = None if height is None else _check_int(height, "height")
+    width = None if width is None else _check_int(width, "width")
+    batch_size = _check_int(batch_size, "batch_size")
+    capture = CaptureConfig() if capture is None else capture
+    if not isinstance(capture, CaptureConfig):
+        raise TypeError(f"capture must be a CaptureConfig, got {type(capture).__name__}")
+    if not isinstance(progress, bool):
+        raise TypeError(f"progress must be a bool, got {type(progress).__name__}")
+    if not isinstance(dedupe, bool):
+        raise TypeError(f"dedupe must be a bool, got {type(dedupe).__name__}")
+    if attrs is not None:
+        if not isinstance(attrs, dict) or not all(isinstance(k, str) for k in attrs):
+            raise TypeError("attrs must be a dict with str keys or None")
+        try:
+            json.dumps(attrs)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"attrs must be JSON-able: {e}") from None
+
+    for i, t in enumerate(texts):  # fail fast, before loading a model
+        if not clean_prompt(t).text.strip():
+            raise ValueError(f"prompt {i} ({t!r}) is empty after cleaning")
+
+    if isinstance(model, (str, os.PathLike)):
+
+        pipe = load_pipeline(model, device=device)
+    elif callable(model) and hasattr(model, "unet") and hasattr(model, "tokenizer"):
+        pipe = model
+    else:
+        raise TypeError(f"model must be a model name / path or a StableDiffusionPipeline, got {type(model).__name__}")
+
+    vsf = int(getattr(pipe, "vae_scale_factor", 8))
+    default_size = int(pipe.unet.config.sample_size) * vsf
+    height = height or default_size
+    width = width or default_size
+    map_size = tuple(capture.map_size) if capture.map_size is not None else (height // vsf, width // vsf)
+    plan = plan_generation(texts, seed_list, pipe.tokenizer, image_size=(height, width), map_size=map_size,
+                           batch_size=batch_size, dedupe=dedupe)
+    settings = _settings(model, pipe, steps, guidance, height, width, capture, batch_size)
+    device_type = torch.device(pipe.device).type
+    layout = plan.layout
+
+    def run(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        return _run_batch(pipe, list(layout.caption[start:stop]), list(layout.seed[start:stop]),
+                          plan.map_tokens[start:stop], steps, guidance, height, width, capture)
+
+    first: tuple[int, int, np.ndarray, np.ndarray] | None = None
+    if out.exists():
+        _check_resumable(out, settings, plan, device_type)
+    else:
+        # Run the first batch before creating the store: bad settings (sizes the model cannot
+        # make, a capture config it cannot honour) fail without leaving an empty store behind.
+        stop = min(batch_size, layout.n_images)
+        images, maps = run(0, stop)
+        if tuple(maps.shape[1:]) != tuple(map_size):
+            raise RuntimeError(f"capture returned {maps.shape[1:]} maps, expected {map_size}")
+        store_attrs = {
+            "library": "stablesemantics", "library_version": __version__, **settings,
+            "image_size": [height, width], "map_size": list(map_size), "device": device_type,
+            **_versions(),
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "seeds": plan.seeds, "n_prompts": len(plan.captions), "n_seeds": len(plan.seeds),
+            "cleaning": plan.cleaning, "truncated_prompt_ids": plan.truncated_prompt_ids,
+            "map_rule": "mean over the chunk's tokens of the mean attention probability over "
+                        "kept heads, layers and steps (conditional half under guidance)",
+        }
+        clash = sorted((set(store_attrs) | {"schema_version"}) & set(attrs or {}))
+        if clash:
+            raise ValueError(f"attrs may not set the library's own root attributes {clash}")
+        create_store(out, layout, {**store_attrs, **(attrs or {})})
+        first = (0, stop, images, maps)
+
+    writer = StoreWriter(out)
+    pending = writer.pending_batches()
+    n_done = layout.n_images - sum(e - s for s, e in pending)
+    from tqdm.auto import tqdm
+
+    with tqdm(total=layout.n_images, initial=n_done, disable=not progress, unit="image",
+              desc=f"generate {out.name}") as bar:
+        for start, stop in pending:
+            if first is not None and (start, stop) == first[:2]:
+                images, maps = first[2], first[3]
+            else:
+                images, maps = run(start, stop)
+            writer.write(start, images, maps)
+            bar.update(stop - start)
+            if _after_batch is not None:
+                _after_batch(start, stop)
+    return out

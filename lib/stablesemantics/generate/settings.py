@@ -1,0 +1,127 @@
+"""What a store records about its run (model, revision, versions, settings) and the resume check."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import re
+import warnings
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from stablesemantics.capture.config import CaptureConfig
+from stablesemantics.generate.plan import RESUME_KEYS, GenerationPlan, StoreMismatchError
+from stablesemantics.paths import MODEL_DIR
+from stablesemantics.store.schema import PER_IMAGE, PER_MAP, open_store
+
+# --------------------------------------------------------------------------- metadata
+
+
+def _model_id(model: Any, pipe: Any) -> str:
+    if isinstance(model, (str, os.PathLike)):
+        return os.fspath(model)
+    name = getattr(pipe, "name_or_path", None) or getattr(getattr(pipe, "config", {}), "_name_or_path", None)
+    return str(name) if name else f"<{type(pipe).__name__} object>"
+
+
+def _model_revision(model_id: str) -> str | None:
+    """Hub commit of a cached hub model, or a content hash of a local pipeline directory."""
+
+    path = MODEL_DIR / model_id if model_id == "microsd" else Path(model_id).expanduser()
+    if (path / "model_index.json").is_file():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and not any(s.startswith(".") for s in p.parts))
+        total = sum(p.stat().st_size for p in files)
+        h = hashlib.sha256()
+        for p in files:
+            h.update(str(p.relative_to(path)).encode())
+            if total <= 2**30:  # hash contents of small models (MicroSD); sizes only for big ones
+                h.update(p.read_bytes())
+            else:
+                h.update(str(p.stat().st_size).encode())
+        return "sha256:" + h.hexdigest()[:16]
+    m = re.search(r"snapshots/([0-9a-f]{40})", model_id)
+    if m:
+        return m.group(1)
+    if "/" in model_id and not os.path.exists(model_id):
+        try:
+            from huggingface_hub import snapshot_download
+
+            local = snapshot_download(model_id, local_files_only=True)
+            return Path(local).name
+        except Exception:  # noqa: BLE001 - revision is informative only
+            return None
+    return None
+
+
+def _versions() -> dict[str, str]:
+    import diffusers
+    import transformers
+    import zarr
+
+    out = {"torch_version": torch.__version__, "diffusers_version": diffusers.__version__,
+           "transformers_version": transformers.__version__, "zarr_version": zarr.__version__,
+           "numpy_version": np.__version__, "python_version": platform.python_version()}
+    try:
+        import spacy
+
+        out["spacy_version"] = spacy.__version__
+    except ImportError:  # pragma: no cover
+        pass
+    return out
+
+
+def _jsonable(x: Any) -> Any:
+    return json.loads(json.dumps(x, default=str))
+
+
+def _settings(model: Any, pipe: Any, steps: int, guidance: float, height: int, width: int,
+              capture: CaptureConfig, batch_size: int) -> dict[str, Any]:
+    model_id = _model_id(model, pipe)
+    sched_cfg = {k: v for k, v in dict(pipe.scheduler.config).items() if not k.startswith("_")}
+    return _jsonable({
+        "model": model_id,
+        "model_revision": _model_revision(model_id),
+        "pipeline_class": type(pipe).__name__,
+        "scheduler": type(pipe.scheduler).__name__,
+        "scheduler_config": sched_cfg,
+        "steps": steps,
+        "guidance": guidance,
+        "height": height,
+        "width": width,
+        "capture": asdict(capture),
+        "batch_size": batch_size,
+        "dtype": str(pipe.unet.dtype).removeprefix("torch."),
+    })
+
+
+def _check_resumable(out: Path, settings: dict[str, Any], plan: GenerationPlan, device: str) -> None:
+    g = open_store(out, "r")
+    attrs = dict(g.attrs)
+    diffs = [f"{k}: store has {attrs.get(k)!r}, this call {settings[k]!r}"
+             for k in RESUME_KEYS if attrs.get(k) != settings[k]]
+    if diffs:
+        raise StoreMismatchError(f"store {out} was made with other settings; not overwriting it. "
+                         "Use another `out` or delete the store. Differences:\n  " + "\n  ".join(diffs))
+    layout = plan.layout
+    for name in PER_IMAGE + PER_MAP:
+        a = g[name]
+        stored = np.asarray(a[:], dtype=object) if a.shape[0] else np.empty((0,), object)
+        new = np.asarray(list(getattr(layout, name)), dtype=object)
+        if stored.shape != new.shape or not all(x == y for x, y in zip(stored.tolist(), new.tolist())):
+            what = "prompts or seeds" if name in ("prompt", "caption", "seed", "prompt_id") else \
+                "noun chunks / token positions (another spaCy model or tokenizer?)"
+            raise StoreMismatchError(f"store {out} plans other items: its {name!r} differs from this call's "
+                             f"({what}); not overwriting it. Use another `out` or delete the store.")
+    if attrs.get("device") != device:
+        warnings.warn(f"store {out} was started on {attrs.get('device')!r}, resuming on {device!r}: "
+                      "images may differ slightly from an uninterrupted run", stacklevel=3)
+    old = {k: attrs.get(k) for k in ("torch_version", "diffusers_version")}
+    new = {k: v for k, v in _versions().items() if k in old}
+    if old != new:
+        warnings.warn(f"store {out} was started with {old}, resuming with {new}", stacklevel=3)

@@ -1,0 +1,164 @@
+"""Load a Stable Diffusion pipeline: the embedded MicroSD, a local directory, a hub id, or a tiny random one.
+
+Every model goes through the same class, :class:`diffusers.StableDiffusionPipeline`, so the capture
+and generation code is identical for the embedded model, a real checkpoint and the test pipeline.
+
+Example (offline, seconds on a CPU):
+
+>>> pipe = load_pipeline("tiny-random", device="cpu")
+>>> out = pipe("a red car", num_inference_steps=2, height=32, width=32, output_type="np")
+>>> out.images.shape
+(1, 32, 32, 3)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from diffusers import (
+    StableDiffusionPipeline,
+)
+
+from stablesemantics.models.components import tiny_random_components
+from stablesemantics.paths import MODEL_DIR
+
+TINY_RANDOM = "tiny-random"
+MICROSD = "microsd"
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """A model name could be resolved neither to a local pipeline directory nor to a hub repository."""
+
+
+def default_device() -> str:
+    """``"cuda"`` if a CUDA GPU is available, else ``"mps"`` (Apple silicon), else ``"cpu"``."""
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def default_dtype(device: str | torch.device) -> torch.dtype:
+    """``float16`` on CUDA (half the memory, tensor cores), ``float32`` everywhere else."""
+    return torch.float16 if torch.device(device).type == "cuda" else torch.float32
+
+
+def load_pipeline(
+    model: str | os.PathLike = MICROSD,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | None = None,
+) -> StableDiffusionPipeline:
+    """Load a Stable Diffusion pipeline by name, path or hub id, ready to call.
+
+    ``model`` is resolved in this order:
+
+    1. ``"tiny-random"``: :func:`tiny_random_components` (tests, smoke runs);
+    2. ``"microsd"``: the embedded MicroSD model in the repository's ``data/models/microsd``;
+    3. a local directory holding a ``model_index.json`` (a saved diffusers pipeline);
+    4. otherwise a Hugging Face hub id such as ``"stable-diffusion-v1-5/stable-diffusion-v1-5"``
+       or ``"stabilityai/stable-diffusion-2-1-base"`` (SD 1.x and 2.x), from the local cache or the hub.
+
+    ``device`` defaults to :func:`default_device`, ``dtype`` to :func:`default_dtype` of the device
+    (float16 on CUDA, float32 otherwise). The safety checker is off and the progress bar disabled.
+
+    Raises :class:`ModelNotFoundError` (a ``FileNotFoundError``) naming the model when it cannot be
+    found: MicroSD not built yet (run ``make model``), or a hub id that is neither cached nor reachable.
+
+    Example:
+
+    >>> pipe = load_pipeline("tiny-random", device="cpu")
+    >>> pipe.device.type, pipe.unet.dtype
+    ('cpu', torch.float32)
+    """
+    if not isinstance(model, (str, os.PathLike)):
+        raise TypeError(f"model must be a str or a path, got {type(model).__name__}")
+    if device is not None and not isinstance(device, (str, torch.device)):
+        raise TypeError(f"device must be a str, a torch.device or None, got {type(device).__name__}")
+    if dtype is not None and not isinstance(dtype, torch.dtype):
+        raise TypeError(f"dtype must be a torch.dtype or None, got {type(dtype).__name__}")
+    device = torch.device(device if device is not None else default_device())
+    dtype = dtype if dtype is not None else default_dtype(device)
+    name = os.fspath(model)
+    if not name:
+        raise ValueError("model must not be empty")
+
+    if name == TINY_RANDOM:
+        pipe = StableDiffusionPipeline(**tiny_random_components(), requires_safety_checker=False)
+    else:
+        if name == MICROSD:
+            path = MODEL_DIR / MICROSD
+            if not (path / "model_index.json").is_file():
+                raise ModelNotFoundError(
+                    f"the embedded MicroSD model is not built: {path} has no model_index.json; "
+                    "run `make model` to train it (or pass model='tiny-random' or a hub id)"
+                )
+        else:
+            path = Path(name).expanduser()
+            if not path.is_dir() and _looks_like_path(name):
+                raise ModelNotFoundError(f"model {name!r} looks like a local path but there is no such directory")
+        if path.is_dir():
+            if not (path / "model_index.json").is_file():
+                raise ModelNotFoundError(
+                    f"{name!r} is a directory but not a saved diffusers pipeline (no model_index.json)"
+                )
+            pipe = _from_pretrained(str(path), dtype)
+        else:
+            pipe = _from_pretrained(name, dtype)
+    if pipe.unet.dtype != dtype:  # from_pretrained already loaded in dtype; the tiny one is float32
+        pipe = pipe.to(dtype=dtype)
+    pipe = pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _looks_like_path(name: str) -> bool:
+    # Hub ids are "owner/name" (or a bare "name"); anything else with separators is meant as a path.
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
+
+
+def _dtype_kwarg() -> str:
+    # diffusers renamed from_pretrained's `torch_dtype` to `dtype` (the old name warns, then goes away).
+    try:
+        from diffusers.utils import deprecation_utils
+
+        return "dtype" if hasattr(deprecation_utils, "_resolve_dtype") else "torch_dtype"
+    except ImportError:
+        return "torch_dtype"
+
+
+_DTYPE_KWARG = _dtype_kwarg()
+
+
+def _from_pretrained(name: str, dtype: torch.dtype) -> StableDiffusionPipeline:
+    # Import lazily: the error classes moved between huggingface_hub versions.
+    from huggingface_hub import errors as hf_errors
+
+    not_found = tuple(
+        getattr(hf_errors, cls)
+        for cls in (
+            "LocalEntryNotFoundError",
+            "RepositoryNotFoundError",
+            "RevisionNotFoundError",
+            "EntryNotFoundError",
+            "HFValidationError",
+            "HfHubHTTPError",
+            "OfflineModeIsEnabled",
+        )
+        if hasattr(hf_errors, cls)
+    )
+    try:
+        return StableDiffusionPipeline.from_pretrained(
+            name, **{_DTYPE_KWARG: dtype}, safety_checker=None, requires_safety_checker=False
+        )
+    except (OSError, *not_found) as err:
+        if os.path.isdir(name):
+            raise  # a local pipeline that fails to load is a different problem: show it as it is
+        raise ModelNotFoundError(
+            f"model {name!r} could not be found: it is not 'tiny-random', 'microsd', a local directory "
+            f"with a model_index.json, nor a Stable Diffusion repository in the local Hugging Face cache "
+            f"or on the hub (offline, or no such id?). Underlying error: {type(err).__name__}: {err}"
+        ) from err

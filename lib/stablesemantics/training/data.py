@@ -1,0 +1,105 @@
+"""Training data: MicroWorld scene streams, batches with phrase token positions, cached latents."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKL
+
+from stablesemantics import world
+from stablesemantics.prompts.align import token_indices_for_spans
+from stablesemantics.training.config import MAX_TOKENS, TrainConfig
+
+# ----------------------------------------------------------------------------- data
+
+
+@dataclass
+class Batch:
+    images: torch.Tensor  # (B, 3, H, W) in [-1, 1]
+    input_ids: torch.Tensor  # (B, 77)
+    token_weights: torch.Tensor  # (B, K, 77): 1/n on each of object k's tokens
+    masks: torch.Tensor  # (B, K, H, W) float {0, 1}
+    valid: torch.Tensor  # (B, K) bool
+    captions: list[str]
+
+
+def make_batch(scenes: list[world.Scene], tokenizer, k_max: int, drop: np.ndarray | None = None) -> Batch:
+    """Turn scenes into tensors; ``drop[i]`` replaces caption i by "" (CFG dropout)."""
+    n = len(scenes)
+    size = scenes[0].image.shape[0]
+    images = torch.from_numpy(np.stack([s.image for s in scenes])).permute(0, 3, 1, 2).float() / 127.5 - 1
+    captions = ["" if drop is not None and drop[i] else s.caption for i, s in enumerate(scenes)]
+    ids = tokenizer(captions, padding="max_length", max_length=MAX_TOKENS, truncation=True, return_tensors="pt").input_ids
+    weights = torch.zeros(n, k_max, MAX_TOKENS)
+    masks = torch.zeros(n, k_max, size, size)
+    valid = torch.zeros(n, k_max, dtype=torch.bool)
+    for i, scene in enumerate(scenes):
+        if not captions[i]:
+            continue
+        spans = token_indices_for_spans(scene.caption, scene.object_spans, tokenizer)
+        for k, tokens in enumerate(spans[:k_max]):
+            if tokens.truncated or not tokens.indices:
+                continue
+            weights[i, k, list(tokens.indices)] = 1.0 / len(tokens.indices)
+            masks[i, k] = torch.from_numpy(scene.instance_mask == k + 1).float()
+            valid[i, k] = masks[i, k].sum() > 0
+    return Batch(images, ids, weights, masks, valid, captions)
+
+
+def world_max_objects(scenes) -> int:
+    return max(len(s.objects) for s in scenes)
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+# ----------------------------------------------------------------------------- stages
+
+
+def scene_stream(cfg: TrainConfig, stream_seed: int, step: int, n: int) -> list[world.Scene]:
+    """Deterministic scenes for a given training step (resuming reproduces the data)."""
+    rng = np.random.default_rng([cfg.seed, stream_seed, step])
+    wc = world.WorldConfig(size=cfg.image_size, min_objects=cfg.min_objects, max_objects=cfg.max_objects)
+    return [world.sample_scene(rng, wc) for _ in range(n)]
+
+
+def _seed_step(cfg: TrainConfig, stage: int, step: int) -> None:
+    """Seed torch's global RNG for one step of one stage, so a resumed run replays the same noise."""
+    torch.manual_seed(int(np.random.default_rng([cfg.seed, 100 + stage, step]).integers(2**62)))
+
+
+@torch.no_grad()
+def latent_scaling(vae: AutoencoderKL, cfg: TrainConfig) -> float:
+    scenes = scene_stream(cfg, 2, 0, 256)
+    x = torch.from_numpy(np.stack([s.image for s in scenes])).permute(0, 3, 1, 2).float() / 127.5 - 1
+    return float(1.0 / vae.encode(x).latent_dist.mean.std())
+
+
+@dataclass
+class LatentDataset:
+    """Scenes rendered and encoded once: the VAE is frozen, so its encoder need not run every step."""
+
+    mean: torch.Tensor  # (N, 4, h, w) scaled latent means
+    std: torch.Tensor  # (N, 4, h, w) scaled latent standard deviations
+    scenes: list  # the world.Scene of each row (captions, spans, masks)
+
+    @classmethod
+    @torch.no_grad()
+    def build(cls, cfg: TrainConfig, vae: AutoencoderKL, scaling: float, log) -> "LatentDataset":
+        scenes, means, stds = [], [], []
+        for start in range(0, cfg.dataset_scenes, 256):
+            part = scene_stream(cfg, 0, start, min(256, cfg.dataset_scenes - start))
+            x = torch.from_numpy(np.stack([s.image for s in part])).permute(0, 3, 1, 2).float() / 127.5 - 1
+            dist = vae.encode(x).latent_dist
+            means.append(dist.mean * scaling)
+            stds.append(dist.std * scaling)
+            scenes.extend(part)
+        log({"stage": "dataset", "scenes": len(scenes)})
+        return cls(torch.cat(means), torch.cat(stds), scenes)
+
+    def batch(self, rows: np.ndarray, tokenizer, k_max: int, drop: np.ndarray) -> tuple[torch.Tensor, Batch]:
+        idx = torch.from_numpy(rows)
+        latents = self.mean[idx] + self.std[idx] * torch.randn_like(self.mean[idx])
+        return latents, make_batch([self.scenes[i] for i in rows], tokenizer, k_max, drop)
