@@ -3,7 +3,7 @@
 #   make book        execute every notebook in _toc.yml (params/default.yaml) and build the book
 #   make test        unit tests + a smoke run of every notebook (params/smoke.yaml)
 #   make notebook NB=01_generate PARAMS=smoke   execute one notebook into _build/notebooks/
-#   make model       train the embedded MicroSD model and the reference segmenter (hours on a CPU)
+#   make model       train MicroSD, then the reference segmenter (`stablesemantics train microsd|segmenter`; hours on a CPU)
 #   make benchmarks  run every benchmarks/*.py
 #   make clean       remove build outputs (_build/); `make distclean` also removes .venv
 #
@@ -25,7 +25,7 @@ TORCH_INDEX ?=
 PARAMS ?= default
 NB ?= 01_generate
 
-# Figures render off-screen (lib/stablesemantics/book.py lets the notebook kernels use the inline
+# Figures render off-screen (lib/stablesemantics/book/runner.py lets the notebook kernels use the inline
 # backend, which is off-screen too, so figures reach the book); the kernel spec installed
 # in .venv wins over one in $HOME.
 export MPLBACKEND := Agg
@@ -57,17 +57,17 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 book: $(STAMP)
-	$(PY) -m stablesemantics.book run --params $(PARAMS) --out _build/notebooks
-	$(PY) -m stablesemantics.book stage --executed _build/notebooks --dest _build/src
+	$(PY) -m stablesemantics book run --params $(PARAMS) --out _build/notebooks
+	$(PY) -m stablesemantics book stage --executed _build/notebooks --dest _build/src
 	$(VENV)/bin/jupyter-book build _build/src --path-output .
 	@echo "book: open _build/html/index.html"
 
 notebook: $(STAMP)
-	$(PY) -m stablesemantics.book run --params $(PARAMS) --out _build/notebooks $(NB)
+	$(PY) -m stablesemantics book run --params $(PARAMS) --out _build/notebooks $(NB)
 
 model: $(STAMP)
-	$(PY) -m stablesemantics.training
-	$(PY) -m stablesemantics.evaluate
+	$(PY) -m stablesemantics train microsd
+	$(PY) -m stablesemantics train segmenter
 
 benchmarks: $(STAMP)
 	@shopt -s nullglob; files=(benchmarks/*.py); \

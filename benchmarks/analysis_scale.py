@@ -159,6 +159,7 @@ def build_store(path: Path, n_maps: int, seed: int = 0) -> dict:
 def measure(path: Path) -> dict:
     """Runs in a fresh process; returns timings, rates and peak RSS."""
     from stablesemantics import analysis, store
+    from stablesemantics.store.blocks import _ShardReader
 
     steps = {}
 
@@ -190,7 +191,7 @@ def measure(path: Path) -> dict:
         "peak_rss_mb": round(peak / 2**20, 1),
         "n_maps_in_spatial": int(st.n_maps_read), "n_pairs": int(ov.pairs["n"].sum()),
         "recovered_vs_true_mean_y_r": round(r, 5),
-        "fast_reader": bool(an._ShardReader(store.open_group(path)["maps"]).fast),
+        "fast_reader": bool(_ShardReader(store.open_group(path)["maps"]).fast),
     }
 
 

@@ -11,7 +11,6 @@ import math
 from types import SimpleNamespace
 
 import pytest
-
 from conftest import benchmark_module
 
 
@@ -75,5 +74,5 @@ def test_daam_layer_set(bench):
 
 
 def test_json_is_strict(bench):
-    text = json.dumps(bench._jsonable({"a": (1.0, math.inf), "b": float("nan")}), allow_nan=False)
+    text = json.dumps(bench.strict_jsonable({"a": (1.0, math.inf), "b": float("nan")}), allow_nan=False)
     assert json.loads(text) == {"a": [1.0, "inf"], "b": "nan"}

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -13,15 +16,43 @@ import numpy as np
 import pytest
 
 from stablesemantics.capture import CaptureConfig
-from stablesemantics.generate import StoreMismatchError, generate, plan_generation
+from stablesemantics.generate import (
+    CONFIG_ATTR,
+    RUN_ONLY,
+    GenerationConfig,
+    StoreMismatchError,
+    generate,
+    plan_generation,
+)
 from stablesemantics.prompts import load_clip_tokenizer
 from stablesemantics.store import StoreWriter, open_store
 
 PROMPTS = ["a red car on a street", "a small dog --ar 16:9", "two cats and a green tree"]
-KW = dict(model="tiny-random", steps=2, guidance=7.5, height=32, width=32, batch_size=2,
-          capture=CaptureConfig(map_size=(8, 8)), progress=False, device="cpu")
-ARRAYS = ("images", "maps", "done", "map_image", "map_chunk", "map_lemma", "map_token_indices",
-          "prompt_id", "prompt", "caption", "seed", "noun_chunks")
+KW = dict(
+    model="tiny-random",
+    steps=2,
+    guidance=7.5,
+    height=32,
+    width=32,
+    batch_size=2,
+    capture=CaptureConfig(map_size=(8, 8)),
+    progress=False,
+    device="cpu",
+)
+ARRAYS = (
+    "images",
+    "maps",
+    "done",
+    "map_image",
+    "map_chunk",
+    "map_lemma",
+    "map_token_indices",
+    "prompt_id",
+    "prompt",
+    "caption",
+    "seed",
+    "noun_chunks",
+)
 
 
 def read_all(path: Path) -> dict[str, np.ndarray]:
@@ -40,8 +71,14 @@ def reference(tmp_path_factory) -> Path:
 
 def test_plan_layout_prompt_major_with_dedupe():
     with pytest.warns(UserWarning, match="1 duplicate"):
-        plan = plan_generation(["A red car --ar 3:2", "a dog", "a  RED car"], [5, 9], load_clip_tokenizer(),
-                               image_size=(32, 32), map_size=(8, 8), batch_size=3)
+        plan = plan_generation(
+            ["A red car --ar 3:2", "a dog", "a  RED car"],
+            [5, 9],
+            load_clip_tokenizer(),
+            image_size=(32, 32),
+            map_size=(8, 8),
+            batch_size=3,
+        )
     lay = plan.layout
     assert plan.captions == ["A red car", "a dog"] and plan.prompt_ids == [0, 1]
     assert list(lay.seed) == [5, 9, 5, 9] and list(lay.prompt_id) == [0, 0, 1, 1]
@@ -55,8 +92,9 @@ def test_plan_layout_prompt_major_with_dedupe():
 def test_plan_flags_truncated_chunks():
     long_prompt = "a cat " + "very " * 80 + "and a dog"
     with pytest.warns(UserWarning, match="longer than 77 tokens"):
-        plan = plan_generation([long_prompt], 1, load_clip_tokenizer(), image_size=(32, 32), map_size=(8, 8),
-                               batch_size=1)
+        plan = plan_generation(
+            [long_prompt], 1, load_clip_tokenizer(), image_size=(32, 32), map_size=(8, 8), batch_size=1
+        )
     entries = json.loads(plan.layout.noun_chunks[0])
     assert [e["lemma"] for e in entries] == ["cat", "dog"]
     assert entries[0]["truncated"] is False and entries[0]["map"] == 0
@@ -84,6 +122,9 @@ def test_plan_flags_truncated_chunks():
         (dict(height=32.0), TypeError, "height must be an int"),
         (dict(capture={"map_size": (8, 8)}), TypeError, "capture must be a CaptureConfig"),
         (dict(progress="no"), TypeError, "progress must be a bool"),
+        (dict(dedupe=1), TypeError, "dedupe must be a bool"),
+        (dict(stpes=2), TypeError, r"unknown generation setting\(s\) \['stpes'\]"),
+        (dict(config={"steps": 2}), TypeError, "config must be a GenerationConfig"),
         (dict(out=3), TypeError, "out must be a str or a path"),
         (dict(model=3), TypeError, "model must be"),
     ],
@@ -117,6 +158,41 @@ def test_refuses_store_with_other_settings(reference: Path, tmp_path: Path):
         generate(PROMPTS, 2, tmp_path / "junk", **KW)
 
 
+def test_defaults_are_generation_configs():
+    assert GenerationConfig().model == "microsd" and GenerationConfig().steps == 20
+    assert RUN_ONLY == {"progress", "device"}
+    # generate() repeats no default: every setting is a GenerationConfig field, given by keyword
+    params = inspect.signature(generate).parameters
+    assert params["config"].default is None and params["settings"].kind is inspect.Parameter.VAR_KEYWORD
+
+
+def test_store_records_the_whole_config(reference: Path):
+    record = dict(open_store(reference).attrs)[CONFIG_ATTR]
+    assert list(record) == [f.name for f in dataclasses.fields(GenerationConfig)]
+    assert record["model"] == "tiny-random" and record["steps"] == 2 and record["height"] == record["width"] == 32
+    assert record["capture"]["map_size"] == [8, 8] and record["dedupe"] is True and record["device"] == "cpu"
+
+
+def test_resume_compares_the_recorded_config(reference: Path, tmp_path: Path):
+    # dedupe was not in the old hand-kept list of settings; the recorded config names it
+    with pytest.raises(StoreMismatchError, match="dedupe: store has True, this call False"):
+        generate(PROMPTS, 2, reference, **{**KW, "dedupe": False})
+    with pytest.raises(StoreMismatchError, match=r"capture: store has .*'t_range': \[0.0, 1.0\].*\[0.0, 0.5\]"):
+        generate(PROMPTS, 2, reference, **{**KW, "capture": CaptureConfig(map_size=(8, 8), t_range=(0, 0.5))})
+    # run-only settings may differ; a config object with overrides is the same call
+    config = GenerationConfig(**{**KW, "steps": 5})
+    ran = []
+    generate(PROMPTS, 2, reference, config, steps=2, progress=True, _after_batch=lambda s, e: ran.append(s))
+    assert ran == []
+    # a store that records no config (an older library's) is not resumed
+    old = tmp_path / "old.zarr"
+    shutil.copytree(reference, old)
+    g = open_store(old, "r+")
+    g.attrs.update({CONFIG_ATTR: None})
+    with pytest.raises(StoreMismatchError, match="records no generation_config"):
+        generate(PROMPTS, 2, old, **KW)
+
+
 # --------------------------------------------------------------------------- the store it makes
 
 
@@ -125,8 +201,20 @@ def test_reference_store(reference: Path):
     assert g["images"].shape == (6, 32, 32, 3) and g["done"][:].all()
     assert g["maps"].shape[1:] == (8, 8) and g["maps"].shape[0] == len(g["map_image"][:]) >= 6
     attrs = dict(g.attrs)
-    for key in ("schema_version", "model", "scheduler", "steps", "guidance", "capture", "created",
-                "torch_version", "diffusers_version", "library_version", "seeds", "map_size"):
+    for key in (
+        "schema_version",
+        "model",
+        "scheduler",
+        "steps",
+        "guidance",
+        "capture",
+        "created",
+        "torch_version",
+        "diffusers_version",
+        "library_version",
+        "seeds",
+        "map_size",
+    ):
         assert key in attrs, key
     assert attrs["steps"] == 2 and attrs["capture"]["map_size"] == [8, 8] and attrs["seeds"] == [0, 1]
     maps = g["maps"][:].astype(np.float32)
@@ -221,8 +309,9 @@ def test_image_depends_on_prompt_and_seed_not_batch(reference: Path, tmp_path: P
         assert diff.max() <= 1, diff.max()
         rows = got["map_image"] == i
         assert got["map_chunk"][rows].tolist() == ref["map_chunk"][rows_ref].tolist()
-        np.testing.assert_allclose(got["maps"][rows].astype(np.float32), ref["maps"][rows_ref].astype(np.float32),
-                                   atol=1e-4, rtol=1e-3)
+        np.testing.assert_allclose(
+            got["maps"][rows].astype(np.float32), ref["maps"][rows_ref].astype(np.float32), atol=1e-4, rtol=1e-3
+        )
 
 
 # --------------------------------------------------------------------------- extra root attributes

@@ -83,6 +83,58 @@ def test_markdown_has_no_commented_lines(notebook):
             assert not lines[0].startswith("# "), f"markdown cell {i} opens with a top-level heading"
 
 
+HIDDEN = {"remove-cell", "remove-input", "hide-input", "hide-cell"}
+MAX_CODE_LINES = 20  # about 15; the parameters cell is exempt (it lists every parameter)
+MAX_LINE = 100  # characters of a code line, so that nothing runs off the page
+
+
+def _tags(cell) -> set[str]:
+    return set(cell.get("metadata", {}).get("tags", []))
+
+
+def _sections(nb) -> list[str]:
+    return [line[3:].strip() for c in nb.cells if c.cell_type == "markdown"
+            for line in c.source.splitlines() if line.startswith("## ")]
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_reads_as_a_chapter(notebook):
+    """Project Pythia's chapter structure: the title and an Overview whose goals are the `##`
+    sections, Prerequisites, the sections, then Summary and What's next at the end."""
+    nb = nbformat.read(notebook, as_version=4)
+    first = nb.cells[0]
+    assert first.cell_type == "markdown" and first.source.startswith("# "), "the first cell is the title"
+    sections = _sections(nb)
+    assert sections[:2] == ["Overview", "Prerequisites"], f"sections start {sections[:2]}"
+    assert sections[-2:] == ["Summary", "What's next"], f"sections end {sections[-2:]}"
+    overview = first.source.split("## Overview", 1)[-1].lower() if "## Overview" in first.source else ""
+    assert overview, "the Overview sits in the title cell"
+    for section in sections[2:-2]:
+        goal = re.sub(r"^\d+\.\s*", "", section)  # "2. Map → mask: which ..." -> "Map → mask"
+        goal = re.sub(r"\s*\(.*\)$", "", goal).split(":")[0].strip()
+        assert goal.lower() in overview, f"the Overview does not name the section {section!r}"
+    visible = [c for c in nb.cells if not _tags(c) & {"remove-cell"}]
+    assert visible[-1].cell_type == "markdown", "a chapter ends on its summary, not on a code cell"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_cells_fit_the_page(notebook):
+    """One visible parameters cell; the setup cell hidden, below the title; short code cells."""
+    nb = nbformat.read(notebook, as_version=4)
+    params = [i for i, c in enumerate(nb.cells) if "parameters" in _tags(c)]
+    assert len(params) == 1 and not _tags(nb.cells[params[0]]) & HIDDEN, "one visible parameters cell"
+    setup = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "REPO_URL" in c.source]
+    assert len(setup) == 1, "one setup cell (the Colab install)"
+    assert 0 < setup[0] < params[0] and _tags(nb.cells[setup[0]]) & HIDDEN, "setup: hidden, below the title"
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        lines = cell.source.splitlines()
+        assert i == params[0] or len(lines) <= MAX_CODE_LINES, f"code cell {i} has {len(lines)} lines"
+        long = [line for line in lines if len(line) > MAX_LINE]
+        assert not long, f"code cell {i} has lines over {MAX_LINE} characters: {long[:1]}"
+
+
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
 @pytest.mark.parametrize("params_set", PARAM_SETS)
 def test_params_sections_name_real_parameters(notebook, params_set):

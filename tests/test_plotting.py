@@ -10,16 +10,17 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from stablesemantics.analysis import normalize_map, overlay_map, plot_image_maps, plot_store_grid, upsample_map
+from stablesemantics.analysis import overlay_map, plot_image_maps, plot_store_grid, upsample_map
+from stablesemantics.capture import minmax_scale_maps
 from stablesemantics.store import StoreLayout, StoreWriter, create_store
 
 
-def test_normalize_map_range_and_constant():
-    m = normalize_map(np.array([[2.0, 4.0], [3.0, 6.0]]))
+def test_display_scaling_range_and_constant():
+    m = minmax_scale_maps(np.array([[2.0, 4.0], [3.0, 6.0]]), display=True)
     assert m.dtype == np.float32 and m.min() == 0.0 and m.max() == 1.0
-    assert not normalize_map(np.full((3, 3), 5.0)).any()
-    with pytest.raises(ValueError, match="2-D"):
-        normalize_map(np.zeros((2, 2, 2)))
+    assert not minmax_scale_maps(np.full((3, 3), 5.0), display=True).any()
+    nan = np.array([[np.nan, 1.0], [2.0, 3.0]])
+    assert minmax_scale_maps(nan, display=True)[1].tolist() == [0.5, 1.0]  # NaN ignored for min and max
 
 
 def test_upsample_map_keeps_mass_where_it_was():

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import numpy as np
 import pytest
 import torch
+from typer.testing import CliRunner
 
 from stablesemantics import evaluate, training
+from stablesemantics.cli import app
+from stablesemantics.capture import minmax_scale_maps
 from stablesemantics.images import images_to_tensor, tensor_to_images
 from stablesemantics import world
 
@@ -60,7 +66,7 @@ def test_miou_by_threshold_matches_object_ious():
     maps = rng.random((5, 8, 8))
     masks = rng.random((5, 8, 8)) > 0.6
     got = evaluate.miou_by_threshold(maps, masks, np.array([0.5]))[0]
-    want = evaluate.object_ious(evaluate.normalise_maps(maps) >= 0.5, masks).mean()
+    want = evaluate.object_ious(minmax_scale_maps(maps) >= 0.5, masks).mean()
     assert got == pytest.approx(want)
 
 
@@ -245,3 +251,21 @@ def test_interrupted_segmenter_training_resumes_to_the_same_weights(tmp_path):
         training.train_segmenter(training.SegmenterTraining(steps=7, batch=2, width=8, image_size=32), ckpt=ckpt)
     with pytest.raises(ValueError, match="rendered scenes"):
         training.train_segmenter(cfg, images=np.zeros((2, 32, 32, 3), np.uint8), masks=np.zeros((2, 32, 32), np.int16), ckpt=ckpt)
+
+
+def test_reference_recipe_is_the_committed_segmenters():
+    """``make model`` trains with the recipe the committed reference segmenter records."""
+    recorded = json.loads((evaluate.REFERENCE_DIR / "metrics.json").read_text())["config"]
+    assert dataclasses.asdict(training.REFERENCE_TRAINING) == recorded
+
+
+def test_train_segmenter_command_writes_model_and_metrics(tmp_path):
+    out, ckpt_dir = tmp_path / "seg", tmp_path / "ckpt"
+    args = ["train", "segmenter", "--steps", "2", "--batch", "2", "--width", "8", "--image-size", "32", "--no-flip"]
+    result = CliRunner().invoke(app, [*args, "--out", str(out), "--ckpt-dir", str(ckpt_dir)])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    want = dataclasses.replace(training.REFERENCE_TRAINING, steps=2, batch=2, width=8, image_size=32, flip=False)
+    assert metrics["config"] == dataclasses.asdict(want) and json.loads(result.output) == metrics
+    assert (out / "model.safetensors").exists() and not (ckpt_dir / "segmenter.pt").exists()
+    assert evaluate.load_segmenter(out).head.in_channels == 8

@@ -1,9 +1,10 @@
-"""MicroSD training (`make model`), run end to end at toy size: it must write a standard
-diffusers pipeline with a model card, keep the checkpoint chosen by localisation, and
-resume from its checkpoints instead of starting over."""
+"""MicroSD training (`make model`, `stablesemantics train microsd`), run end to end at toy size: it
+must write a standard diffusers pipeline with a model card, keep the checkpoint chosen by
+localisation, and resume from its checkpoints instead of starting over."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -11,17 +12,31 @@ import pytest
 import torch
 from diffusers import StableDiffusionPipeline
 from safetensors.torch import load_file
+from typer.testing import CliRunner
 
-from stablesemantics import training as train
+from stablesemantics.cli import app
+from stablesemantics.paths import MICROSD_DIR
+from stablesemantics.training import TrainConfig
 
+# fmt: off
 TOY = [
     "--image-size", "32", "--max-objects", "2",
-    "--vae-channels", "8", "16", "--vae-steps", "3", "--vae-batch", "4", "--vae-crop", "16",
+    "--vae-channels", "8,16", "--vae-steps", "3", "--vae-batch", "4", "--vae-crop", "16",
     "--text-hidden", "32", "--text-layers", "1",
-    "--unet-channels", "16", "32", "32", "--unet-steps", "3", "--batch", "4", "--warmup", "1",
+    "--unet-channels", "16,32,32", "--unet-steps", "3", "--batch", "4", "--warmup", "1",
     "--dataset-scenes", "16", "--eval-every", "2", "--eval-scenes", "4", "--eval-timesteps", "400",
     "--ckpt-every", "1",
 ]
+# fmt: on
+
+runner = CliRunner()
+
+
+def train(*args: str, exit_code: int = 0) -> str:
+    """``stablesemantics train microsd <TOY> <args>``; returns its output."""
+    result = runner.invoke(app, ["train", "microsd", *TOY, *args])
+    assert result.exit_code == exit_code, result.output
+    return result.output
 
 
 @pytest.fixture(autouse=True)
@@ -31,9 +46,10 @@ def _keep_threads(monkeypatch):
 
 def test_toy_training_writes_a_loadable_pipeline(tmp_path):
     out = tmp_path / "model"
-    train.main([*TOY, "--out", str(out), "--ckpt-dir", str(tmp_path / "ckpt")])
+    assert "model written to" in train("--out", str(out), "--ckpt-dir", str(tmp_path / "ckpt"))
 
     card = json.loads((out / "training.json").read_text())
+    assert card["config"]["unet_channels"] == [16, 32, 32] and card["config"]["lr"] == 5e-4  # given, and defaults
     history = card["localisation_history"]
     assert [h["step"] for h in history] == [0, 2, 3]
     best = max(history, key=lambda h: np.mean(list(h["localisation"].values())))
@@ -41,21 +57,27 @@ def test_toy_training_writes_a_loadable_pipeline(tmp_path):
 
     pipe = StableDiffusionPipeline.from_pretrained(out, safety_checker=None)
     assert pipe.unet.config.block_out_channels == [16, 32, 32] and pipe.vae_scale_factor == 2
-    img = pipe("a red ball", num_inference_steps=2, height=32, width=32, output_type="np",
-               generator=torch.Generator().manual_seed(0)).images
+    img = pipe(
+        "a red ball",
+        num_inference_steps=2,
+        height=32,
+        width=32,
+        output_type="np",
+        generator=torch.Generator().manual_seed(0),
+    ).images
     assert img.shape == (1, 32, 32, 3) and np.isfinite(img).all()
 
 
 def test_interrupted_training_resumes_to_the_same_weights(tmp_path):
     straight = tmp_path / "straight"
-    train.main([*TOY, "--out", str(straight), "--ckpt-dir", str(tmp_path / "c1")])
+    train("--out", str(straight), "--ckpt-dir", str(tmp_path / "c1"))
 
     resumed = tmp_path / "resumed"
     runs = 0
     while not (resumed / "training.json").exists():  # each run stops after its first step
         runs += 1
         assert runs < 30, "training never finished"
-        train.main([*TOY, "--max-minutes", "1e-9", "--out", str(resumed), "--ckpt-dir", str(tmp_path / "c2")])
+        train("--max-minutes", "1e-9", "--out", str(resumed), "--ckpt-dir", str(tmp_path / "c2"))
     assert runs > 3, "the deadline did not interrupt the training"
     for part in ("unet/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors"):
         a, b = load_file(straight / part), load_file(resumed / part)
@@ -66,9 +88,19 @@ def test_interrupted_training_resumes_to_the_same_weights(tmp_path):
 
 def test_checkpoints_of_another_recipe_are_refused(tmp_path):
     ckpt = tmp_path / "ckpt"
-    train.main([*TOY, "--max-minutes", "1e-9", "--out", str(tmp_path / "m"), "--ckpt-dir", str(ckpt)])
-    changed = [*TOY, "--out", str(tmp_path / "m"), "--ckpt-dir", str(ckpt), "--lr", "0.001"]
-    with pytest.raises(ValueError, match=r"another recipe \(lr: 0.0005 there, 0.001 now\)"):
-        train.main(changed)
+    assert "stopped before the end" in train(
+        "--max-minutes", "1e-9", "--out", str(tmp_path / "m"), "--ckpt-dir", str(ckpt)
+    )
+    output = train("--out", str(tmp_path / "m"), "--ckpt-dir", str(ckpt), "--lr", "0.001", exit_code=1)
+    assert "error: the checkpoints in" in output and "another recipe (lr: 0.0005 there, 0.001 now)" in output
     # where the model goes and how long one run may last are not the recipe
-    train.main([*TOY, "--max-minutes", "1e-9", "--threads", "1", "--out", str(tmp_path / "other"), "--ckpt-dir", str(ckpt)])
+    train("--max-minutes", "1e-9", "--threads", "1", "--out", str(tmp_path / "other"), "--ckpt-dir", str(ckpt))
+
+
+def test_defaults_are_the_committed_models_recipe():
+    """``make model`` (``stablesemantics train microsd`` with its defaults) trains the recipe of the committed model."""
+    recorded = json.loads((MICROSD_DIR / "training.json").read_text())["config"]
+    mine = json.loads(json.dumps(dataclasses.asdict(TrainConfig())))
+    assert {k: v for k, v in mine.items() if k not in ("out", "ckpt_dir")} == {
+        k: v for k, v in recorded.items() if k not in ("out", "ckpt_dir")
+    }

@@ -26,3 +26,8 @@ def resize_images(images: np.ndarray, size: int) -> np.ndarray:
     mode = "area" if size <= min(images.shape[1:3]) else "bilinear"
     y = F.interpolate(x, size=(size, size), mode=mode, **({"align_corners": False} if mode == "bilinear" else {}))
     return y.round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
+
+
+def images_to_uint8(images: np.ndarray) -> np.ndarray:
+    """A pipeline's ``output_type="np"`` images (float in [0, 1]) → uint8, rounded as diffusers' ``numpy_to_pil``."""
+    return (np.asarray(images, dtype=np.float32) * 255).round().clip(0, 255).astype(np.uint8)

@@ -53,7 +53,6 @@ from stablesemantics.analysis.labels import (
 )
 from stablesemantics.analysis.overlap import OverlapStats, map_overlaps, map_statistics
 from stablesemantics.analysis.plots import (
-    normalize_map,
     overlay_map,
     plot_image_maps,
     plot_map_grid,
@@ -72,7 +71,7 @@ from stablesemantics.analysis.semantics import (
     zipf_fit,
 )
 from stablesemantics.analysis.spatial import SpatialStats, map_moments, spatial_statistics
-from stablesemantics.analysis.streaming import normalise_maps
+from stablesemantics.analysis.streaming import maps_to_distributions
 from stablesemantics.analysis.truth import downsample_mask, truth_map_blocks
 
 __all__ = [
@@ -93,8 +92,7 @@ __all__ = [
     "map_moments",
     "map_overlaps",
     "map_statistics",
-    "normalise_maps",
-    "normalize_map",
+    "maps_to_distributions",
     "overlay_map",
     "plot_image_maps",
     "plot_map_grid",

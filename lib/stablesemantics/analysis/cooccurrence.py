@@ -10,8 +10,6 @@ import pandas as pd
 
 from stablesemantics.analysis.streaming import _codes
 
-# =========================================================================== co-occurrence
-
 
 def cooccurrence_counts(units: Sequence[int], labels: Sequence[Any]) -> tuple[pd.DataFrame, int]:
     """How many units (prompts, images) contain both labels: a symmetric DataFrame whose

@@ -15,8 +15,6 @@ from stablesemantics.store.blocks import map_table, open_group
 from stablesemantics.world.sample import scene_at
 from stablesemantics.world.scene import world_config_from_dict
 
-# =========================================================================== MicroWorld stores
-
 
 def _world_lemmas() -> tuple[dict[str, str], dict[str, str]]:
 

@@ -20,7 +20,7 @@ import math
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -28,22 +28,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from PIL import Image
 
+from stablesemantics.capture.maps import minmax_scale_maps
 from stablesemantics.store.schema import open_store
-
-
-def normalize_map(amap: np.ndarray) -> np.ndarray:
-    """Min-max normalise a map to [0, 1] as float32; a constant map becomes all zeros.
-
-    >>> normalize_map(np.array([[1.0, 3.0]])).tolist()
-    [[0.0, 1.0]]
-    """
-    a = np.asarray(amap, dtype=np.float32)
-    if a.ndim != 2:
-        raise ValueError(f"a map must be 2-D (h, w), got shape {a.shape}")
-    lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
-    if not np.isfinite(lo) or not np.isfinite(hi) or hi - lo <= 0:
-        return np.zeros_like(a)
-    return (a - lo) / (hi - lo)
 
 
 def upsample_map(amap: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -79,7 +65,7 @@ def overlay_map(
         raise ValueError(f"image must be (H, W, 3), got shape {img.shape}")
     ax.imshow(img)
     if amap is not None:
-        heat = normalize_map(upsample_map(amap, img.shape[:2]))
+        heat = minmax_scale_maps(upsample_map(amap, img.shape[:2]), display=True)
         ax.imshow(heat, cmap=cmap, alpha=alpha, vmin=0.0, vmax=1.0, interpolation="nearest")
     if title:
         ax.set_title(textwrap.fill(title, wrap), fontsize=8)
@@ -167,9 +153,6 @@ def plot_store_grid(
                 ax.set_axis_off()
     fig.tight_layout()
     return fig
-
-
-# =========================================================================== plots
 
 
 def plot_map_grid(maps: dict[Any, np.ndarray], ncols: int = 8, width: float = 1.6, titles: dict | None = None,

@@ -15,8 +15,6 @@ from stablesemantics.store.blocks import _strings, open_group
 from stablesemantics.world.sprites import CLASSES
 from stablesemantics.world.vocabulary import PLACE_INDEX
 
-# =========================================================================== semantics
-
 
 def prompt_table(store: Any) -> pd.DataFrame:
     """One row per prompt (the first image of each ``prompt_id``): ``prompt_id``, ``prompt``,

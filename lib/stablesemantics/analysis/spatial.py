@@ -8,9 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stablesemantics.analysis.streaming import _codes, _stream, normalise_maps
-
-# =========================================================================== spatial
+from stablesemantics.analysis.streaming import _codes, _stream, maps_to_distributions
 
 
 def _coords(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
@@ -28,7 +26,7 @@ def map_moments(maps: np.ndarray, baseline: str = "min") -> dict[str, np.ndarray
     """
     maps = np.asarray(maps)
     n, h, w = maps.shape
-    p, mass = normalise_maps(maps, baseline)
+    p, mass = maps_to_distributions(maps, baseline)
     return _moments(p, mass, h, w)
 
 
@@ -172,7 +170,7 @@ def spatial_statistics(source: Any, labels: np.ndarray, contexts: np.ndarray | N
     iterable of ``(first_row, maps)`` blocks covering the rows in order (e.g.
     :func:`truth_map_blocks`; the blocks may be modified in place). ``labels[r]`` names map
     ``r`` (``None`` = skip it); ``contexts[r]`` optionally groups it further (e.g. the place of
-    its image). ``baseline``: see :func:`normalise_maps`.
+    its image). ``baseline``: see :func:`maps_to_distributions`.
     """
     acc = _SpatialAcc(labels, contexts)
     n = _stream(source, [acc], baseline=baseline, block=block, whole_images=False)

@@ -1,4 +1,4 @@
-"""Streaming over map blocks: normalise maps into distributions and feed running accumulators."""
+"""Streaming over map blocks: turn maps into distributions and feed running accumulators."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pandas as pd
 from stablesemantics.store.blocks import iter_map_blocks
 
 
-def normalise_maps(maps: np.ndarray, baseline: str = "min") -> tuple[np.ndarray, np.ndarray]:
+def maps_to_distributions(maps: np.ndarray, baseline: str = "min") -> tuple[np.ndarray, np.ndarray]:
     """Each map as a distribution over its pixels: ``(p, mass)`` with ``p`` of shape (n, h*w)
     summing to 1 per row (0 where the map has no mass) and ``mass`` the total before normalising.
 
@@ -20,7 +20,7 @@ def normalise_maps(maps: np.ndarray, baseline: str = "min") -> tuple[np.ndarray,
     above-average part), or ``"none"``. Negative values are clipped to 0.
     """
     m = np.array(maps, dtype=np.float32).reshape(len(maps), -1)  # a copy
-    return _normalise_inplace(m, baseline)
+    return _distributions_inplace(m, baseline)
 
 
 def _codes(values: np.ndarray | None, n: int) -> tuple[np.ndarray, list]:
@@ -43,24 +43,24 @@ def _blocks_of(source: Any, whole_images: bool = False, block: int | None = None
     return iter(source)
 
 
-def _normalise_rows(maps: np.ndarray, use: np.ndarray, baseline: str) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`normalise_maps` of the rows ``use`` of a block (others: zeros, mass 0), in place
+def _distributions_of_rows(maps: np.ndarray, use: np.ndarray, baseline: str) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`maps_to_distributions` of the rows ``use`` of a block (others: zeros, mass 0), in place
     when the block is float32 (blocks handed to the streaming functions are theirs)."""
     b = len(maps)
     m = maps.reshape(b, -1)
     if m.dtype != np.float32:
         m = m.astype(np.float32)
     if use.all():
-        return _normalise_inplace(m, baseline)
+        return _distributions_inplace(m, baseline)
     p = np.zeros_like(m)
     mass = np.zeros(b)
     idx = np.flatnonzero(use)
     if len(idx):
-        p[idx], mass[idx] = _normalise_inplace(m[idx], baseline)
+        p[idx], mass[idx] = _distributions_inplace(m[idx], baseline)
     return p, mass
 
 
-def _normalise_inplace(m: np.ndarray, baseline: str) -> tuple[np.ndarray, np.ndarray]:
+def _distributions_inplace(m: np.ndarray, baseline: str) -> tuple[np.ndarray, np.ndarray]:
     if not len(m):
         return m, np.zeros(0)
     if baseline == "min":
@@ -88,7 +88,7 @@ def _stream(source: Any, accs: list, *, baseline: str, block: int | None, whole_
         use = wanted[start:start + b]
         if not use.any():
             continue
-        p, mass = _normalise_rows(maps, use, baseline)
+        p, mass = _distributions_of_rows(maps, use, baseline)
         for a in accs:
             a.add(start, p, mass, h, w)
     return n_read

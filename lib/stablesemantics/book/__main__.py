@@ -1,4 +1,7 @@
-"""``python -m stablesemantics.book``: the book runner's command line (see :mod:`stablesemantics.book.runner`)."""
+"""``python -m stablesemantics.book``: the book runner's command line (see :mod:`stablesemantics.book.runner`).
+
+The same commands are ``stablesemantics book list | params | run | stage``.
+"""
 
 import sys
 

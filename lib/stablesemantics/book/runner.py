@@ -28,7 +28,6 @@ paths equal the repository paths the Colab launch buttons open the real notebook
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shlex
@@ -37,9 +36,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Annotated, NoReturn
 
+import click
+import typer
 import yaml
+from typer.core import TyperCommand
 
+from stablesemantics.book.glue import glue_text  # noqa: F401  (re-exported: moved to book.glue)
 from stablesemantics.paths import REPO_ROOT
 
 ROOT = REPO_ROOT
@@ -100,35 +104,6 @@ def load_params(stem: str, params_set: str) -> dict:
     return params
 
 
-def glue_text(prefix: str, values: dict, spec: str = ".3f") -> dict[str, str]:
-    """Glue each value as text under ``<prefix>_<key>`` for the book's cross-page references.
-
-    Numbers are formatted with ``spec``; ``None`` and NaN become "n/a". Outside a MyST-NB
-    build (plain Jupyter, Colab, papermill without myst_nb) nothing is glued; the formatted
-    texts are returned either way, so a notebook can print them.
-    """
-    import math
-
-    texts = {}
-    for key, value in values.items():
-        if value is None or (isinstance(value, float) and not math.isfinite(value)):
-            text = "n/a"
-        elif isinstance(value, bool) or not isinstance(value, (int, float)):
-            text = str(value)
-        elif isinstance(value, int):
-            text = str(value)
-        else:
-            text = format(value, spec)
-        texts[f"{prefix}_{key}"] = text
-    try:
-        from myst_nb import glue
-    except ImportError:
-        return texts
-    for name, text in texts.items():
-        glue(name, text, display=False)
-    return texts
-
-
 def resolve_notebook(name: str) -> Path:
     """`01_generate`, `01_generate.ipynb` or `notebooks/01_generate.ipynb` -> repository-relative path."""
     for cand in (Path(name), Path("notebooks") / name, Path("notebooks") / f"{name}.ipynb"):
@@ -182,46 +157,91 @@ def stage(executed_dir: Path, dest: Path) -> Path:
     return dest
 
 
+app = typer.Typer(name="book", help="Run the book's notebooks with papermill and stage the book sources.",
+                  no_args_is_help=True, add_completion=False, rich_markup_mode=None)
+
+
+class _PapermillArgs(TyperCommand):
+    """A command whose arguments after ``--`` are kept whole for papermill (``ctx.meta["papermill"]``)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            args, ctx.meta["papermill"] = args[: args.index("--")], args[args.index("--") + 1 :]
+        return super().parse_args(ctx, args)
+
+
+def _fail(err: Exception) -> NoReturn:
+    typer.echo(f"error: {err}", err=True)
+    raise typer.Exit(code=1)
+
+
+@app.command("list")
+def list_notebooks() -> None:
+    """Print the notebooks named in _toc.yml."""
+    for nb in toc_notebooks():
+        typer.echo(nb.as_posix())
+
+
+@app.command()
+def params(
+    notebook: Annotated[str, typer.Argument(help="A notebook: 01_generate, 01_generate.ipynb or its path.")],
+    params_set: Annotated[str, typer.Argument(help="Parameter set: default, smoke, colab.")] = "default",
+) -> None:
+    """Print one notebook's parameter section as YAML (a file for `papermill -f`)."""
+    try:
+        section = load_params(resolve_notebook(notebook).stem, params_set)
+    except ValueError as e:
+        _fail(e)
+    typer.echo(yaml.safe_dump(section, sort_keys=False), nl=False)
+
+
+@app.command(cls=_PapermillArgs)
+def run(
+    ctx: typer.Context,
+    notebooks: Annotated[list[str] | None, typer.Argument(help="Notebooks (default: every one in _toc.yml); "
+                                                                 "options after -- go to papermill.")] = None,
+    params: Annotated[str, typer.Option(help="Parameter set: default, smoke, colab.")] = "default",
+    out: Annotated[Path, typer.Option(help="Folder of the executed notebooks.")] = BUILD / "notebooks",
+) -> None:
+    """Execute notebooks with papermill, recording each one's wall time in <out>/timings.json."""
+    extra = ctx.meta.get("papermill", [])  # passed through to papermill
+    try:
+        selected = [resolve_notebook(n) for n in notebooks or []] or toc_notebooks()
+        for nb in selected:
+            load_params(nb.stem, params)
+    except ValueError as e:
+        _fail(e)
+    if not selected:
+        raise SystemExit("no notebooks to run")
+    out = (out if out.is_absolute() else (Path.cwd() / out)).resolve()
+    timings_file = out / "timings.json"
+    timings = json.loads(timings_file.read_text()) if timings_file.exists() else {}
+    for nb in selected:
+        t0 = time.perf_counter()
+        run_notebook(nb, params, out, extra)
+        timings[nb.stem] = {"params": params, "seconds": round(time.perf_counter() - t0, 1)}
+        timings_file.write_text(json.dumps(timings, indent=1))
+        print(f"{nb.stem}: {timings[nb.stem]['seconds']:.0f} s (all timings: {timings_file})", flush=True)
+
+
+@app.command("stage")
+def stage_command(
+    executed: Annotated[Path, typer.Option(help="Folder of the executed notebooks.")] = BUILD / "notebooks",
+    dest: Annotated[Path, typer.Option(help="Where the book sources are assembled.")] = BUILD / "src",
+) -> None:
+    """Assemble _build/src for `jupyter-book build`."""
+    try:
+        typer.echo(stage(executed.resolve(), dest.resolve()))
+    except FileNotFoundError as e:
+        _fail(e)
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("list", help="notebooks named in _toc.yml")
-    p = sub.add_parser("params", help="print one notebook's parameter section as YAML")
-    p.add_argument("notebook")
-    p.add_argument("params_set", nargs="?", default="default")
-    r = sub.add_parser("run", help="execute notebooks with papermill")
-    r.add_argument("notebooks", nargs="*", help="default: every notebook in _toc.yml")
-    r.add_argument("--params", default="default", help="parameter set: default, smoke, colab")
-    r.add_argument("--out", type=Path, default=BUILD / "notebooks")
-    s = sub.add_parser("stage", help="assemble _build/src for jupyter-book")
-    s.add_argument("--executed", type=Path, default=BUILD / "notebooks")
-    s.add_argument("--dest", type=Path, default=BUILD / "src")
-    argv = list(sys.argv[1:] if argv is None else argv)
-    extra = argv[argv.index("--") + 1 :] if "--" in argv else []  # passed through to papermill
-    args = ap.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
-
-    if args.cmd == "list":
-        for nb in toc_notebooks():
-            print(nb.as_posix())
-    elif args.cmd == "params":
-        print(yaml.safe_dump(load_params(resolve_notebook(args.notebook).stem, args.params_set), sort_keys=False), end="")
-    elif args.cmd == "run":
-        notebooks = [resolve_notebook(n) for n in args.notebooks] or toc_notebooks()
-        if not notebooks:
-            raise SystemExit("no notebooks to run")
-        out = (args.out if args.out.is_absolute() else (Path.cwd() / args.out)).resolve()
-        timings_file = out / "timings.json"
-        timings = json.loads(timings_file.read_text()) if timings_file.exists() else {}
-        for nb in notebooks:
-            t0 = time.perf_counter()
-            run_notebook(nb, args.params, out, extra)
-            timings[nb.stem] = {"params": args.params, "seconds": round(time.perf_counter() - t0, 1)}
-            timings_file.write_text(json.dumps(timings, indent=1))
-            print(f"{nb.stem}: {timings[nb.stem]['seconds']:.0f} s (all timings: {timings_file})", flush=True)
-    elif args.cmd == "stage":
-        print(stage(args.executed.resolve(), args.dest.resolve()))
+    """Run the book's command line (``python -m stablesemantics.book``) on ``argv``; returns its exit code."""
+    try:
+        app(args=argv, prog_name="python -m stablesemantics.book")
+    except SystemExit as e:
+        if e.code is None or isinstance(e.code, int):
+            return e.code or 0
+        raise
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

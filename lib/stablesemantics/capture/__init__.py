@@ -36,8 +36,8 @@ torch.Size([2, 32, 24])
 """
 
 from stablesemantics.capture.capture import CrossAttentionCapture, capture_cross_attention
-from stablesemantics.capture.config import BLOCKS, CaptureConfig, LayerInfo, layer_grid
-from stablesemantics.capture.maps import chunk_maps, resize_maps
+from stablesemantics.capture.config import BLOCKS, CaptureConfig, LayerInfo, cross_attention_layers, layer_grid
+from stablesemantics.capture.maps import chunk_maps, minmax_scale_maps, resize_maps
 
 __all__ = [
     "BLOCKS",
@@ -46,6 +46,8 @@ __all__ = [
     "LayerInfo",
     "capture_cross_attention",
     "chunk_maps",
+    "cross_attention_layers",
     "layer_grid",
+    "minmax_scale_maps",
     "resize_maps",
 ]

@@ -5,11 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from diffusers.models.attention_processor import (
-    Attention,
-)
 
-from stablesemantics.capture.config import _BLOCK_OF_PREFIX, CaptureConfig, LayerInfo, layer_grid
+from stablesemantics.capture.config import CaptureConfig, LayerInfo, cross_attention_layers, layer_grid
 from stablesemantics.capture.maps import resize_maps
 from stablesemantics.capture.processors import _PLAIN_PROCESSORS, _CaptureProcessor
 
@@ -43,7 +40,7 @@ class CrossAttentionCapture:
     (torch.Size([2, 77, 16, 16]), 2)
     """
 
-    def __init__(self, pipe: Any, config: CaptureConfig | None = None) -> None:
+    def __init__(self, pipe: Any, config: CaptureConfig | None = None, *, keep_layer_probs: bool = False) -> None:
         if config is None:
             config = CaptureConfig()
         if not isinstance(config, CaptureConfig):
@@ -58,14 +55,10 @@ class CrossAttentionCapture:
         if pipe is None and config.t_range != (0.0, 1.0):
             raise ValueError("t_range needs the step schedule: capture from the pipeline, not its bare UNet")
         self.config = config
+        self.keep_layer_probs = keep_layer_probs
         self._pipe = pipe
         self._unet = unet
-        self.layers: list[LayerInfo] = []
-        for name, module in unet.named_modules():
-            if isinstance(module, Attention) and module.is_cross_attention:
-                block = _BLOCK_OF_PREFIX.get(name.split(".")[0])
-                if block in config.blocks:
-                    self.layers.append(LayerInfo(name, block, module.heads))
+        self.layers: list[LayerInfo] = [layer for layer in cross_attention_layers(unet) if layer.block in config.blocks]
         if not self.layers:
             raise ValueError(f"the UNet has no cross-attention layer in blocks {config.blocks}")
         self._originals: dict[str, Any] = {}
@@ -86,6 +79,7 @@ class CrossAttentionCapture:
         self._latent_size: tuple[int, int] | None = None
         self.steps_kept = 0
         self.steps_seen = 0
+        self.layer_probs: list[tuple[LayerInfo, torch.Tensor]] = []
 
     @property
     def installed(self) -> bool:
@@ -209,8 +203,16 @@ class CrossAttentionCapture:
             return None
         return h, w, factor
 
-    def _add(self, probs: torch.Tensor, heads: int, grid: tuple[int, int, int]) -> None:
-        """Add one layer's ``(batch * heads, n_queries, n_tokens)`` probabilities to the running sum."""
+    def _add(self, probs: torch.Tensor, layer: LayerInfo, grid: tuple[int, int, int]) -> None:
+        """Add one layer's ``(batch * heads, n_queries, n_tokens)`` probabilities to the running sum.
+
+        With ``keep_layer_probs`` the probabilities are kept as they are, gradients included, in
+        :attr:`layer_probs` (what a training loss on attention needs), and no running sum is made.
+        """
+        if self.keep_layer_probs:
+            self.layer_probs.append((layer, probs))
+            return
+        probs, heads = probs.detach(), layer.heads
         bh, n_queries, n_tokens = probs.shape
         batch = bh // heads
         per_image = probs.view(batch, heads, n_queries, n_tokens)

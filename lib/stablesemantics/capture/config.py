@@ -7,6 +7,9 @@ import numbers
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+from diffusers.models.attention_processor import Attention
+
 BLOCKS: tuple[str, ...] = ("down", "mid", "up")
 _BLOCK_OF_PREFIX = {"down_blocks": "down", "mid_block": "mid", "up_blocks": "up"}
 
@@ -81,6 +84,30 @@ class LayerInfo:
     name: str
     block: str
     heads: int
+
+    @property
+    def index(self) -> int:
+        """Position of the layer's block among the UNet's down (or up) blocks; 0 for the mid block.
+
+        >>> LayerInfo("up_blocks.2.attentions.0.transformer_blocks.0.attn2", "up", 8).index
+        2
+        """
+        return 0 if self.block == "mid" else int(self.name.split(".")[1])
+
+
+def cross_attention_layers(unet: torch.nn.Module) -> list[LayerInfo]:
+    """The cross-attention layers of ``unet``'s down, mid and up blocks, in module order.
+
+    A layer's UNet part comes from its module name (``down_blocks.*``, ``mid_block.*``,
+    ``up_blocks.*``); cross-attention anywhere else is left out.
+    """
+    layers = []
+    for name, module in unet.named_modules():
+        if isinstance(module, Attention) and module.is_cross_attention:
+            block = _BLOCK_OF_PREFIX.get(name.split(".")[0])
+            if block is not None:
+                layers.append(LayerInfo(name, block, module.heads))
+    return layers
 
 
 def layer_grid(latent_size: tuple[int, int], n_queries: int) -> tuple[int, int, int]:

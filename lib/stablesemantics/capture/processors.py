@@ -37,6 +37,11 @@ _PLAIN_PROCESSORS = (
 class _CaptureProcessor:
     """Cross-attention with explicit softmax, structured exactly like diffusers' ``AttnProcessor2_0``.
 
+    Copied from ``diffusers.models.attention_processor.AttnProcessor2_0.__call__`` with one change:
+    ``F.scaled_dot_product_attention`` is replaced by ``attn.get_attention_scores`` (diffusers' own
+    explicit softmax, upcasting included) and a ``bmm``, so that the probabilities can be handed to
+    the capture. Everything else (norms, projections, residual, rescaling) is diffusers' code.
+
     Calls that are not captured (self-attention, layers or steps filtered out) go to the layer's
     original processor, so they keep its fused kernel.
     """
@@ -106,7 +111,7 @@ class _CaptureProcessor:
             query.reshape(bh, -1, head_dim), key.reshape(bh, -1, head_dim), attention_mask
         )
         hidden_states = torch.bmm(probs, value.reshape(bh, -1, head_dim))
-        self.capture._add(probs.detach(), attn.heads, grid)
+        self.capture._add(probs, self.layer, grid)
 
         hidden_states = hidden_states.view(batch_size, attn.heads, -1, head_dim)
         hidden_states = hidden_states.transpose(1, 2).reshape(batch_size, -1, attn.heads * head_dim)

@@ -60,8 +60,6 @@ from stablesemantics.evaluate.metrics import (
     grid_ceiling_maps,
     iou,
     miou_by_threshold,
-    normalise_maps,
-    resize_maps,
 )
 from stablesemantics.evaluate.scores import (
     baseline_scores,
@@ -124,14 +122,12 @@ __all__ = [
     "miou_by_threshold",
     "morphological_refine",
     "noised_scene_maps",
-    "normalise_maps",
     "object_ious",
     "otsu_threshold",
     "predict_classes",
     "random_weights_pipeline",
     "refine_masks",
     "rendered_scene_maps",
-    "resize_maps",
     "resize_pairs",
     "resolve_refinement",
     "segmenter_object_masks",

@@ -18,6 +18,8 @@ Example (seconds on a CPU; a few steps teach nothing, the shapes are what matter
 
 >>> import numpy as np
 >>> from stablesemantics import world
+>>> from stablesemantics.evaluate import caption_scores
+>>> from stablesemantics.training import CaptionerTraining, train_captioner
 >>> scenes = world.render_scenes(8, seed=0, config=world.WorldConfig(size=32, max_objects=1))
 >>> images = world.stack_images(scenes)
 >>> model = train_captioner(CaptionerTraining(steps=2, batch=4, image_size=32),

@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from stablesemantics import world
+from stablesemantics.capture.maps import minmax_scale_maps
 from stablesemantics.evaluate.masks import ADAPTIVE_THRESHOLDS, binarise_maps, refine_masks
-from stablesemantics.evaluate.metrics import normalise_maps
 from stablesemantics.evaluate.scores import semantic_scores
 from stablesemantics.evaluate.segmenter import SmallSegmenter, predict_classes
 from stablesemantics.images import resize_images
@@ -38,7 +38,7 @@ def synthetic_class_masks(images: np.ndarray, maps: np.ndarray, classes, image_i
     per_map_images = images[image_index]
     binary = binarise_maps(maps, method, threshold, thresholds, per_map_images)[0]
     binary = refine_masks(binary, per_map_images, refinement)
-    score = np.where(binary, normalise_maps(maps), -1.0)
+    score = np.where(binary, minmax_scale_maps(maps), -1.0)
     out = np.zeros(images.shape[:3], np.int16)
     best = np.full(images.shape[:3], -1.0)
     ids = class_ids(classes)

@@ -5,13 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
-from stablesemantics.capture.capture import capture_cross_attention
 from stablesemantics.capture.config import CaptureConfig
+from stablesemantics.capture.run import run_with_capture
 from stablesemantics.evaluate.localisation import _phrase_maps
-
-# ----------------------------------------------------------------------------- generated images
+from stablesemantics.images import images_to_uint8
 
 
 @dataclass
@@ -40,12 +38,11 @@ def generated_object_maps(pipe, scenes: list, steps: int = 20, guidance: float =
     images, maps, classes, where = [], [], [], []
     for start in range(0, len(scenes), batch_size):
         part = scenes[start : start + batch_size]
-        gens = [torch.Generator(device=pipe.device).manual_seed(seed + start + i) for i in range(len(part))]
-        with capture_cross_attention(pipe, capture) as cap:
-            out = pipe(prompt=[s.caption for s in part], num_inference_steps=steps, guidance_scale=guidance,
-                       generator=gens, height=height, width=width, output_type="np")
-        images.append((np.clip(out.images, 0, 1) * 255).round().astype(np.uint8))
-        token_maps = cap.maps.float().cpu()
+        run = run_with_capture(pipe, capture=capture, seeds=[seed + start + i for i in range(len(part))],
+                               prompt=[s.caption for s in part], num_inference_steps=steps, guidance_scale=guidance,
+                               height=height, width=width, output_type="np")
+        images.append(images_to_uint8(run.output.images))
+        token_maps = run.maps
         for i, scene in enumerate(part):
             keep, m = _phrase_maps(pipe, scene, token_maps[i], (height, width))
             if not keep:

@@ -6,15 +6,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from diffusers import StableDiffusionImg2ImgPipeline
+from PIL import Image
 
-from stablesemantics.capture.capture import CrossAttentionCapture, capture_cross_attention
 from stablesemantics.capture.config import CaptureConfig
-from stablesemantics.capture.maps import chunk_maps
-from stablesemantics.evaluate.metrics import resize_maps
+from stablesemantics.capture.maps import chunk_maps, resize_maps
+from stablesemantics.capture.run import run_with_capture
 from stablesemantics.images import images_to_tensor
 from stablesemantics.prompts.align import token_indices_for_spans
-
-# ----------------------------------------------------------------------------- maps on rendered scenes
 
 
 @dataclass
@@ -44,27 +43,23 @@ def rendered_scene_maps(
     schedule that is re-run (0.6 of 25 steps → the last 15, starting near t = 600 of 1000);
     the maps are summed over the steps that are run, as in generation.
     """
-    from diffusers import StableDiffusionImg2ImgPipeline
-    from PIL import Image
-
     img2img = StableDiffusionImg2ImgPipeline(**{**pipe.components, "requires_safety_checker": False})
     img2img.set_progress_bar_config(disable=True)
-    capture = capture or CaptureConfig()
     out: tuple = ([], [], [], [])
     for start in range(0, len(scenes), batch_size):
         part = scenes[start : start + batch_size]
-        gens = [torch.Generator(device=pipe.device).manual_seed(seed + start + i) for i in range(len(part))]
-        with capture_cross_attention(img2img, capture) as cap:
-            img2img(
-                prompt=[s.caption for s in part],
-                image=[Image.fromarray(s.image) for s in part],
-                strength=strength,
-                num_inference_steps=steps,
-                guidance_scale=guidance,
-                generator=gens,
-                output_type="latent",
-            )
-        _object_maps(pipe, part, cap.maps.float().cpu(), start, out)
+        run = run_with_capture(
+            img2img,
+            capture=capture,
+            seeds=[seed + start + i for i in range(len(part))],
+            prompt=[s.caption for s in part],
+            image=[Image.fromarray(s.image) for s in part],
+            strength=strength,
+            num_inference_steps=steps,
+            guidance_scale=guidance,
+            output_type="latent",
+        )
+        _object_maps(pipe, part, run.maps, start, out)
     return _collect(out)
 
 
@@ -75,7 +70,7 @@ def _phrase_maps(pipe, scene, token_maps: torch.Tensor, size: tuple[int, int]) -
     keep = [k for k, s in enumerate(spans) if s.indices and not s.truncated]
     if not keep:
         return [], np.zeros((0, *size))
-    return keep, resize_maps(chunk_maps(token_maps, [spans[k].indices for k in keep]).numpy(), size)
+    return keep, resize_maps(chunk_maps(token_maps, [spans[k].indices for k in keep]), size, antialias=False).numpy()
 
 
 def _object_maps(pipe, part: list, token_maps: torch.Tensor, start: int, out: tuple) -> None:
@@ -139,7 +134,6 @@ def noised_scene_maps(pipe, scenes: list, timestep: int = 400, capture=None, see
         ids = pipe.tokenizer([s.caption for s in part], padding="max_length", truncation=True,
                              max_length=pipe.tokenizer.model_max_length, return_tensors="pt").input_ids
         cond = pipe.text_encoder(ids.to(device))[0]
-        with CrossAttentionCapture(pipe.unet, capture) as cap:
-            pipe.unet(noisy.to(dtype), t, encoder_hidden_states=cond.to(dtype))
-        _object_maps(pipe, part, cap.maps.float().cpu(), start, out)
+        run = run_with_capture(pipe.unet, noisy.to(dtype), t, capture=capture, encoder_hidden_states=cond.to(dtype))
+        _object_maps(pipe, part, run.maps, start, out)
     return _collect(out)

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from stablesemantics.evaluate.metrics import normalise_maps
+from stablesemantics.capture.maps import minmax_scale_maps
 
-# ============================================================================= benchmark: map → mask
-#
 # The segmentation benchmark (notebooks 05 and 06). Maps are per-object attention maps
 # (``ObjectMaps``) or any ``(n, H, W)`` float array; masks are boolean ``(n, H, W)``.
 # Every map is min-max normalised on its own before a threshold is applied, so thresholds
@@ -162,7 +160,7 @@ def binarise_maps(maps: np.ndarray, method: str = "otsu", threshold: float = 0.5
     """
     if method not in BINARISATIONS:
         raise ValueError(f"method must be one of {BINARISATIONS}, got {method!r}")
-    norm = normalise_maps(maps)
+    norm = minmax_scale_maps(maps)
     n = len(norm)
     if method == "global":
         return norm >= threshold, np.full(n, float(threshold))

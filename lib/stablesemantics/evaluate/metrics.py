@@ -6,7 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-# ----------------------------------------------------------------------------- metrics
+from stablesemantics.capture.maps import minmax_scale_maps, resize_maps
 
 
 def iou(pred: np.ndarray, truth: np.ndarray) -> float:
@@ -18,25 +18,11 @@ def iou(pred: np.ndarray, truth: np.ndarray) -> float:
     return 1.0 if union == 0 else float(np.logical_and(pred, truth).sum() / union)
 
 
-def normalise_maps(maps: np.ndarray) -> np.ndarray:
-    """Scale each map of ``(n, H, W)`` to [0, 1] by its own min and max."""
-    maps = np.asarray(maps, np.float64)
-    lo = maps.min(axis=(-1, -2), keepdims=True)
-    hi = maps.max(axis=(-1, -2), keepdims=True)
-    return (maps - lo) / np.maximum(hi - lo, 1e-12)
-
-
-def resize_maps(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of ``(n, h, w)`` maps to ``size``."""
-    t = torch.as_tensor(np.asarray(maps, np.float32))[:, None]
-    return F.interpolate(t, size=size, mode="bilinear", align_corners=False)[:, 0].numpy()
-
-
 def miou_by_threshold(maps: np.ndarray, masks: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     """mIoU over the pairs (map i, mask i) for each global threshold of min-max normalised maps."""
     if maps.shape != masks.shape:
         raise ValueError(f"maps {maps.shape} and masks {masks.shape} must have the same shape")
-    norm = normalise_maps(maps)
+    norm = minmax_scale_maps(maps)
     truth = masks.astype(bool)
     out = []
     for t in thresholds:
@@ -60,8 +46,8 @@ def grid_ceiling_maps(masks: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
     grid (area pooling) and upsampled back like a captured map. Their mIoU at the best global
     threshold is the ceiling that the map resolution alone puts on localisation."""
     t = torch.as_tensor(np.asarray(masks, np.float32))[:, None]
-    pooled = F.adaptive_avg_pool2d(t, grid)[:, 0].numpy()
-    return resize_maps(pooled, masks.shape[1:])
+    pooled = F.adaptive_avg_pool2d(t, grid)[:, 0]
+    return resize_maps(pooled, tuple(masks.shape[1:]), antialias=False).numpy()
 
 
 def centre_prior(shape: tuple[int, int], sigma: float = 0.25) -> np.ndarray:

@@ -16,9 +16,6 @@ from stablesemantics.paths import REFERENCE_SEGMENTER_DIR
 REFERENCE_DIR = REFERENCE_SEGMENTER_DIR
 
 
-# ----------------------------------------------------------------------------- reference segmenter
-
-
 class SmallSegmenter(nn.Module):
     """A three-level U-Net-style encoder–decoder predicting one of ``n_classes`` (0 = background) per pixel."""
 

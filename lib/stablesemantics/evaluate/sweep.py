@@ -4,39 +4,32 @@ from __future__ import annotations
 
 import torch
 
-from stablesemantics.capture.config import CaptureConfig
+from stablesemantics.capture.config import CaptureConfig, cross_attention_layers
 from stablesemantics.evaluate.localisation import encode_scenes, noised_scene_maps, rendered_scene_maps
 from stablesemantics.evaluate.masks import binarise_maps
 from stablesemantics.evaluate.metrics import best_threshold_miou
 from stablesemantics.evaluate.scores import mask_scores
 
-# ----------------------------------------------------------------------------- layers, steps, models
-
 
 def cross_attention_levels(unet) -> list[tuple[str, int]]:
     """The ``(block, factor)`` pairs at which ``unet`` has cross-attention, ``factor`` being the
-    downsampling relative to the latent (1 = latent resolution), in down-mid-up order.
+    downsampling relative to the latent (1 = latent resolution), in the UNet's module order (down
+    blocks, up blocks, then the mid block). Layers are found as the capture finds them
+    (:func:`~stablesemantics.capture.cross_attention_layers`).
 
     >>> from stablesemantics.models import load_pipeline
     >>> cross_attention_levels(load_pipeline("tiny-random", device="cpu").unet)
-    [('down', 1), ('down', 2), ('mid', 2), ('up', 2), ('up', 1)]
+    [('down', 1), ('down', 2), ('up', 2), ('up', 1), ('mid', 2)]
     """
-    from diffusers.models.attention_processor import Attention
-
     n_levels = len(unet.config.block_out_channels)
     found = []
-    for name, module in unet.named_modules():
-        if not (isinstance(module, Attention) and module.is_cross_attention):
-            continue
-        parts = name.split(".")
-        if parts[0] == "down_blocks":
-            level = ("down", 2 ** int(parts[1]))
-        elif parts[0] == "up_blocks":
-            level = ("up", 2 ** (n_levels - 1 - int(parts[1])))
-        elif parts[0] == "mid_block":
-            level = ("mid", 2 ** (n_levels - 1))
+    for layer in cross_attention_layers(unet):
+        if layer.block == "down":
+            level = ("down", 2**layer.index)
+        elif layer.block == "up":
+            level = ("up", 2 ** (n_levels - 1 - layer.index))
         else:
-            continue
+            level = ("mid", 2 ** (n_levels - 1))
         if level not in found:
             found.append(level)
     return found

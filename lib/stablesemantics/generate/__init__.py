@@ -15,8 +15,11 @@
    maps (:func:`stablesemantics.capture.chunk_maps`), and write images, maps, then
    ``done``.
 
-Rerunning the same call resumes: batches whose items are all done are skipped, a partly
-done batch is redone whole; a store made with other settings is never overwritten.
+Settings and their defaults are :class:`GenerationConfig`'s (default model ``"microsd"``); the
+store records the whole config (root attribute ``generation_config``). Rerunning the same call
+resumes: batches whose items are all done are skipped, a partly done batch is redone whole; a
+store whose recorded config differs from the call's (progress bar and device aside) or whose
+model has other weights is never overwritten.
 
 Example (seconds on a CPU):
 
@@ -32,13 +35,17 @@ Example (seconds on a CPU):
 """
 
 from stablesemantics.generate.cached import CACHE_ATTR, ensure_store, make_world_store
-from stablesemantics.generate.plan import RESUME_KEYS, GenerationPlan, StoreMismatchError, plan_generation
+from stablesemantics.generate.config import RUN_ONLY, GenerationConfig
+from stablesemantics.generate.plan import GenerationPlan, StoreMismatchError, plan_generation
 from stablesemantics.generate.run import generate
+from stablesemantics.generate.settings import CONFIG_ATTR
 
 __all__ = [
     "CACHE_ATTR",
+    "CONFIG_ATTR",
+    "GenerationConfig",
     "GenerationPlan",
-    "RESUME_KEYS",
+    "RUN_ONLY",
     "StoreMismatchError",
     "ensure_store",
     "generate",

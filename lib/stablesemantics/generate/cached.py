@@ -19,8 +19,16 @@ from stablesemantics.world.noisy_prompts import world_prompts
 from stablesemantics.world.scene import WorldConfig, world_config_from_dict
 
 
-def make_world_store(out: str | os.PathLike, n_prompts: int, seeds: int | Sequence[int], *, world_seed: int = 0,
-                     world_config: Any = None, attrs: dict | None = None, **generate_kwargs: Any) -> Path:
+def make_world_store(
+    out: str | os.PathLike,
+    n_prompts: int,
+    seeds: int | Sequence[int],
+    *,
+    world_seed: int = 0,
+    world_config: Any = None,
+    attrs: dict | None = None,
+    **generate_kwargs: Any,
+) -> Path:
     """Generate a store from MicroWorld's noisy prompts, one prompt per scene, that records
     how to re-render its scenes (root attribute ``world``; ``prompt_id`` = scene index).
 
@@ -36,8 +44,12 @@ def make_world_store(out: str | os.PathLike, n_prompts: int, seeds: int | Sequen
     if isinstance(cfg, dict):
         cfg = world_config_from_dict(cfg)
     _, prompts = world_prompts(int(n_prompts), seed=int(world_seed), config=cfg)
-    info = {"generator": "stablesemantics.world.world_prompts", "n": int(n_prompts), "seed": int(world_seed),
-            "config": json.loads(json.dumps(asdict(cfg)))}
+    info = {
+        "generator": "stablesemantics.world.world_prompts",
+        "n": int(n_prompts),
+        "seed": int(world_seed),
+        "config": json.loads(json.dumps(asdict(cfg))),
+    }
     return generate(prompts, seeds, out, dedupe=False, attrs={"world": info, **(attrs or {})}, **generate_kwargs)
 
 
@@ -63,13 +75,14 @@ def ensure_store(path: str | os.PathLike, make_if_missing: dict | None = None) -
     if exists and (not make_if_missing or not dict(open_group(path).attrs).get(CACHE_ATTR)):
         return path
     if not make_if_missing:
-        raise FileNotFoundError(f"no store at {path}: run notebooks/01_generate.ipynb first, or set "
-                                "make_store_if_missing to build a small MicroWorld store here")
+        raise FileNotFoundError(
+            f"no store at {path}: run notebooks/01_generate.ipynb first, or set "
+            "make_store_if_missing to build a small MicroWorld store here"
+        )
     spec = dict(make_if_missing)
     n_prompts, n_seeds = int(spec.pop("n_prompts")), spec.pop("n_seeds", 1)
     map_size = spec.pop("map_size", None)
     if map_size is not None:
-
         spec["capture"] = CaptureConfig(map_size=tuple(map_size))
     spec.setdefault("progress", False)
 

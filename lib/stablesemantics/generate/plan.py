@@ -13,18 +13,12 @@ import numpy as np
 from stablesemantics.prompts.align import chunk_token_indices
 from stablesemantics.prompts.chunks import noun_chunks_many
 from stablesemantics.prompts.clean import clean_prompt, clean_prompts
-from stablesemantics.prompts.clip_tokenizer import count_tokens
+from stablesemantics.prompts.clip_tokenizer import CLIP_MAX_LENGTH, count_tokens
 from stablesemantics.store.schema import PER_IMAGE, PER_MAP, StoreLayout
 
 
 class StoreMismatchError(ValueError):
     """An existing store at ``out`` was made with other settings or items; it is not overwritten."""
-
-#: Root attributes that must be equal for a run to resume into an existing store.
-RESUME_KEYS = (
-    "model", "model_revision", "pipeline_class", "scheduler", "scheduler_config", "steps",
-    "guidance", "height", "width", "capture", "batch_size", "dtype",
-)
 
 
 @dataclass
@@ -134,7 +128,7 @@ def plan_generation(
         cleaning = {"n_in": len(texts), "n_empty": 0, "n_duplicates": 0, "n_out": len(texts), "dedupe": False}
         prompt_ids = list(range(len(texts)))
 
-    max_len = int(getattr(tokenizer, "model_max_length", 77) or 77)
+    max_len = int(getattr(tokenizer, "model_max_length", CLIP_MAX_LENGTH) or CLIP_MAX_LENGTH)
     per_prompt_chunks: list[list[dict[str, Any]]] = []
     truncated_ids: list[int] = []
     all_chunks = noun_chunks_many([c.text for c in cleaned])
@@ -142,11 +136,19 @@ def plan_generation(
         spans = chunk_token_indices(c.text, chunks, tokenizer, max_length=max_len) if chunks else []
         if count_tokens(c.text, tokenizer) > max_len:
             truncated_ids.append(pid)
-        per_prompt_chunks.append([
-            {"text": ch.text, "lemma": ch.lemma, "start": ch.start, "end": ch.end,
-             "tokens": [int(i) for i in sp.indices], "truncated": bool(sp.truncated)}
-            for ch, sp in zip(chunks, spans)
-        ])
+        per_prompt_chunks.append(
+            [
+                {
+                    "text": ch.text,
+                    "lemma": ch.lemma,
+                    "start": ch.start,
+                    "end": ch.end,
+                    "tokens": [int(i) for i in sp.indices],
+                    "truncated": bool(sp.truncated),
+                }
+                for ch, sp in zip(chunks, spans)
+            ]
+        )
     if truncated_ids:
         warnings.warn(
             f"{len(truncated_ids)} prompt(s) are longer than {max_len} tokens (prompt ids "
@@ -179,5 +181,4 @@ def plan_generation(
             per_image["noun_chunks"].append(json.dumps(entries))
             map_tokens.append(tokens)
     layout = StoreLayout(image_size=image_size, map_size=map_size, batch_size=batch_size, **per_image, **per_map)
-    return GenerationPlan(layout, [c.text for c in cleaned], prompt_ids, seed_list, map_tokens,
-                          truncated_ids, cleaning)
+    return GenerationPlan(layout, [c.text for c in cleaned], prompt_ids, seed_list, map_tokens, truncated_ids, cleaning)

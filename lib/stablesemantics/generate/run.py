@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 import os
@@ -13,31 +14,35 @@ import numpy as np
 import torch
 
 from stablesemantics import __version__
-from stablesemantics.capture.capture import CrossAttentionCapture
 from stablesemantics.capture.config import CaptureConfig
 from stablesemantics.capture.maps import chunk_maps
-from stablesemantics.generate.plan import _check_int, _check_prompts, _check_seeds, plan_generation
-from stablesemantics.generate.settings import _check_resumable, _settings, _versions
+from stablesemantics.capture.run import run_with_capture
+from stablesemantics.generate.config import GenerationConfig, check_config, with_settings
+from stablesemantics.generate.plan import _check_prompts, _check_seeds, plan_generation
+from stablesemantics.generate.settings import (
+    CONFIG_ATTR,
+    _check_resumable,
+    _config_record,
+    _model_facts,
+    _model_id,
+    _settings,
+    _versions,
+)
+from stablesemantics.images import images_to_uint8
 from stablesemantics.models.load import load_pipeline
 from stablesemantics.prompts.clean import clean_prompt
 from stablesemantics.store.schema import create_store
 from stablesemantics.store.writer import StoreWriter
 
-# --------------------------------------------------------------------------- run
-
 
 def _run_batch(pipe: Any, captions: list[str], seeds: list[int], map_tokens: list[list[tuple[int, ...]]],
                steps: int, guidance: float, height: int, width: int,
                capture: CaptureConfig) -> tuple[np.ndarray, np.ndarray]:
-    generators = [torch.Generator(device="cpu").manual_seed(s) for s in seeds]
-    with CrossAttentionCapture(pipe, capture) as cap:
-        out = pipe(prompt=captions, num_inference_steps=steps, guidance_scale=guidance, height=height,
-                   width=width, generator=generators, output_type="np")
-    images = np.asarray(out.images, dtype=np.float32)
-    images = (images * 255).round().clip(0, 255).astype(np.uint8)  # as diffusers' numpy_to_pil
-    token_maps = cap.maps
-    maps = [chunk_maps(token_maps[i], toks).float().cpu().numpy() for i, toks in enumerate(map_tokens) if toks]
-    h, w = token_maps.shape[-2:]
+    run = run_with_capture(pipe, capture=capture, seeds=seeds, prompt=captions, num_inference_steps=steps,
+                           guidance_scale=guidance, height=height, width=width, output_type="np")
+    images = images_to_uint8(run.output.images)
+    maps = [chunk_maps(run.maps[i], toks).numpy() for i, toks in enumerate(map_tokens) if toks]
+    h, w = run.maps.shape[-2:]
     return images, (np.concatenate(maps) if maps else np.zeros((0, h, w), np.float32))
 
 
@@ -45,19 +50,11 @@ def generate(
     prompts: Sequence[str],
     seeds: Sequence[int] | int,
     out: str | os.PathLike,
-    model: Any = "tiny-random",
-    steps: int = 20,
-    guidance: float = 7.5,
-    height: int | None = None,
-    width: int | None = None,
-    batch_size: int = 4,
-    capture: CaptureConfig | None = None,
-    progress: bool = True,
+    config: GenerationConfig | None = None,
     *,
-    dedupe: bool = True,
-    device: str | None = None,
     attrs: dict[str, Any] | None = None,
     _after_batch: Callable[[int, int], None] | None = None,
+    **settings: Any,
 ) -> Path:
     """Generate every (prompt, seed) into the store ``out``, resuming if it exists.
 
@@ -68,17 +65,21 @@ def generate(
     seeds : ``n`` (seeds ``0..n-1``) or a list of distinct non-negative ints; every prompt is
         generated with every seed.
     out : path of the Zarr store (conventionally ``data/stores/<name>.zarr``).
-    model : a name for :func:`stablesemantics.models.load_pipeline` (``"microsd"``,
-        ``"tiny-random"``, a directory, a hub id) or a loaded ``StableDiffusionPipeline``.
-    steps, guidance : denoising steps and classifier-free guidance scale.
-    height, width : image size; ``None`` = the model's default.
-    batch_size : images per pipeline call; also fixes the batch partition of the store.
-    capture : what to aggregate (:class:`~stablesemantics.capture.CaptureConfig`).
-    progress : show a tqdm bar over images.
-    dedupe : drop prompts that are duplicates after cleaning (``prompt_id`` keeps the link).
+    config : the run's settings (:class:`~stablesemantics.generate.GenerationConfig`; default:
+        its defaults, e.g. ``model="microsd"``, 20 steps).
+    settings : settings that replace ``config``'s, by :class:`GenerationConfig` field name:
+        ``model`` (a name for :func:`stablesemantics.models.load_pipeline` — ``"microsd"``,
+        ``"tiny-random"``, a directory, a hub id — or a loaded ``StableDiffusionPipeline``),
+        ``steps``, ``guidance``, ``height``, ``width`` (``None`` = the model's), ``batch_size``
+        (images per pipeline call; also fixes the batch partition of the store), ``capture``
+        (:class:`~stablesemantics.capture.CaptureConfig`), ``dedupe``, ``device`` (for a model
+        given by name; default: CUDA if available), ``progress`` (a tqdm bar over images).
     attrs : extra JSON-able root attributes for a new store (e.g. where its prompts came
         from); they may not reuse a name the library writes. Ignored when resuming.
-    device : device for a model given by name (default: CUDA if available).
+
+    The store records the whole config (root attribute ``generation_config``); a rerun resumes
+    only when its config equals the recorded one, run-only settings (``progress``, ``device``:
+    :data:`~stablesemantics.generate.config.RUN_ONLY`) aside, and its model is the same.
 
     Returns the store path. An image depends only on (prompt, seed, settings): the same pair
     gives the same image in any batch (bit for bit with the same batch partition; within one
@@ -91,20 +92,7 @@ def generate(
     if not isinstance(out, (str, os.PathLike)):
         raise TypeError(f"out must be a str or a path, got {type(out).__name__}")
     out = Path(out)
-    steps = _check_int(steps, "steps")
-    if isinstance(guidance, bool) or not isinstance(guidance, (int, float, np.floating, np.integer)):
-        raise TypeError(f"guidance must be a number, got {type(guidance).__name__}")
-    guidance = float(guidance)
-    height = None if height is None else _check_int(height, "height")
-    width = None if width is None else _check_int(width, "width")
-    batch_size = _check_int(batch_size, "batch_size")
-    capture = CaptureConfig() if capture is None else capture
-    if not isinstance(capture, CaptureConfig):
-        raise TypeError(f"capture must be a CaptureConfig, got {type(capture).__name__}")
-    if not isinstance(progress, bool):
-        raise TypeError(f"progress must be a bool, got {type(progress).__name__}")
-    if not isinstance(dedupe, bool):
-        raise TypeError(f"dedupe must be a bool, got {type(dedupe).__name__}")
+    config = check_config(with_settings(config, **settings))
     if attrs is not None:
         if not isinstance(attrs, dict) or not all(isinstance(k, str) for k in attrs):
             raise TypeError("attrs must be a dict with str keys or None")
@@ -117,9 +105,9 @@ def generate(
         if not clean_prompt(t).text.strip():
             raise ValueError(f"prompt {i} ({t!r}) is empty after cleaning")
 
+    model = config.model
     if isinstance(model, (str, os.PathLike)):
-
-        pipe = load_pipeline(model, device=device)
+        pipe = load_pipeline(model, device=config.device)
     elif callable(model) and hasattr(model, "unet") and hasattr(model, "tokenizer"):
         pipe = model
     else:
@@ -127,13 +115,17 @@ def generate(
 
     vsf = int(getattr(pipe, "vae_scale_factor", 8))
     default_size = int(pipe.unet.config.sample_size) * vsf
-    height = height or default_size
-    width = width or default_size
+    config = dataclasses.replace(config, height=config.height or default_size, width=config.width or default_size)
+    steps, guidance, height, width = config.steps, config.guidance, config.height, config.width
+    batch_size, capture = config.batch_size, config.capture
     map_size = tuple(capture.map_size) if capture.map_size is not None else (height // vsf, width // vsf)
     plan = plan_generation(texts, seed_list, pipe.tokenizer, image_size=(height, width), map_size=map_size,
-                           batch_size=batch_size, dedupe=dedupe)
-    settings = _settings(model, pipe, steps, guidance, height, width, capture, batch_size)
+                           batch_size=batch_size, dedupe=config.dedupe)
+    model_id = _model_id(model, pipe)
+    facts = _model_facts(model_id, pipe)
+    root_settings = _settings(config, model_id, facts)
     device_type = torch.device(pipe.device).type
+    record = _config_record(config, model_id, device_type)
     layout = plan.layout
 
     def run(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
@@ -142,7 +134,7 @@ def generate(
 
     first: tuple[int, int, np.ndarray, np.ndarray] | None = None
     if out.exists():
-        _check_resumable(out, settings, plan, device_type)
+        _check_resumable(out, record, facts, plan)
     else:
         # Run the first batch before creating the store: bad settings (sizes the model cannot
         # make, a capture config it cannot honour) fail without leaving an empty store behind.
@@ -151,8 +143,9 @@ def generate(
         if tuple(maps.shape[1:]) != tuple(map_size):
             raise RuntimeError(f"capture returned {maps.shape[1:]} maps, expected {map_size}")
         store_attrs = {
-            "library": "stablesemantics", "library_version": __version__, **settings,
+            "library": "stablesemantics", "library_version": __version__, **root_settings,
             "image_size": [height, width], "map_size": list(map_size), "device": device_type,
+            CONFIG_ATTR: record,
             **_versions(),
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "seeds": plan.seeds, "n_prompts": len(plan.captions), "n_seeds": len(plan.seeds),
@@ -171,7 +164,7 @@ def generate(
     n_done = layout.n_images - sum(e - s for s, e in pending)
     from tqdm.auto import tqdm
 
-    with tqdm(total=layout.n_images, initial=n_done, disable=not progress, unit="image",
+    with tqdm(total=layout.n_images, initial=n_done, disable=not config.progress, unit="image",
               desc=f"generate {out.name}") as bar:
         for start, stop in pending:
             if first is not None and (start, stop) == first[:2]:

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import platform
 import re
 import warnings
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from stablesemantics.capture.config import CaptureConfig
-from stablesemantics.generate.plan import RESUME_KEYS, GenerationPlan, StoreMismatchError
+from stablesemantics.generate.config import RUN_ONLY, GenerationConfig
+from stablesemantics.generate.plan import GenerationPlan, StoreMismatchError
 from stablesemantics.paths import MODEL_DIR
-from stablesemantics.store.schema import PER_IMAGE, PER_MAP, open_store
+from stablesemantics.store.schema import PER_IMAGE, PER_MAP, jsonable, open_store
+
+#: Root attribute holding the run's whole generation config (:func:`_config_record`).
+CONFIG_ATTR = "generation_config"
 
 # --------------------------------------------------------------------------- metadata
 
@@ -64,9 +66,14 @@ def _versions() -> dict[str, str]:
     import transformers
     import zarr
 
-    out = {"torch_version": torch.__version__, "diffusers_version": diffusers.__version__,
-           "transformers_version": transformers.__version__, "zarr_version": zarr.__version__,
-           "numpy_version": np.__version__, "python_version": platform.python_version()}
+    out = {
+        "torch_version": torch.__version__,
+        "diffusers_version": diffusers.__version__,
+        "transformers_version": transformers.__version__,
+        "zarr_version": zarr.__version__,
+        "numpy_version": np.__version__,
+        "python_version": platform.python_version(),
+    }
     try:
         import spacy
 
@@ -76,51 +83,93 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _jsonable(x: Any) -> Any:
-    return json.loads(json.dumps(x, default=str))
-
-
-def _settings(model: Any, pipe: Any, steps: int, guidance: float, height: int, width: int,
-              capture: CaptureConfig, batch_size: int) -> dict[str, Any]:
-    model_id = _model_id(model, pipe)
+def _model_facts(model_id: str, pipe: Any) -> dict[str, Any]:
+    """What the model behind a name is: revision (or content hash), pipeline and scheduler classes, dtype."""
     sched_cfg = {k: v for k, v in dict(pipe.scheduler.config).items() if not k.startswith("_")}
-    return _jsonable({
-        "model": model_id,
-        "model_revision": _model_revision(model_id),
-        "pipeline_class": type(pipe).__name__,
-        "scheduler": type(pipe.scheduler).__name__,
-        "scheduler_config": sched_cfg,
-        "steps": steps,
-        "guidance": guidance,
-        "height": height,
-        "width": width,
-        "capture": asdict(capture),
-        "batch_size": batch_size,
-        "dtype": str(pipe.unet.dtype).removeprefix("torch."),
-    })
+    return jsonable(
+        {
+            "model_revision": _model_revision(model_id),
+            "pipeline_class": type(pipe).__name__,
+            "scheduler": type(pipe.scheduler).__name__,
+            "scheduler_config": sched_cfg,
+            "dtype": str(pipe.unet.dtype).removeprefix("torch."),
+        }
+    )
 
 
-def _check_resumable(out: Path, settings: dict[str, Any], plan: GenerationPlan, device: str) -> None:
+def _config_record(config: GenerationConfig, model_id: str, device: str) -> dict[str, Any]:
+    """The run's whole :class:`GenerationConfig` as JSON (root attribute ``generation_config``).
+
+    ``config`` is resolved: ``model`` is the model's id (a loaded pipeline's name), ``height`` and
+    ``width`` are the sizes used, ``device`` the device type the run started on.
+    """
+    record = {f.name: getattr(config, f.name) for f in fields(config)}  # not asdict: it would copy a pipeline
+    return jsonable(record | {"model": model_id, "capture": asdict(config.capture), "device": device})
+
+
+def _settings(config: GenerationConfig, model_id: str, facts: dict[str, Any]) -> dict[str, Any]:
+    """The flat root attributes that readers (``store_summary``, analyses) use: model, steps, sizes, capture."""
+    return jsonable(
+        {
+            "model": model_id,
+            "model_revision": facts["model_revision"],
+            "pipeline_class": facts["pipeline_class"],
+            "scheduler": facts["scheduler"],
+            "scheduler_config": facts["scheduler_config"],
+            "steps": config.steps,
+            "guidance": config.guidance,
+            "height": config.height,
+            "width": config.width,
+            "capture": asdict(config.capture),
+            "batch_size": config.batch_size,
+            "dtype": facts["dtype"],
+        }
+    )
+
+
+def _check_resumable(out: Path, record: dict[str, Any], facts: dict[str, Any], plan: GenerationPlan) -> None:
+    """Refuse to resume ``out`` unless its recorded config (run-only settings aside), model and items equal this call's."""
     g = open_store(out, "r")
     attrs = dict(g.attrs)
-    diffs = [f"{k}: store has {attrs.get(k)!r}, this call {settings[k]!r}"
-             for k in RESUME_KEYS if attrs.get(k) != settings[k]]
+    recorded = attrs.get(CONFIG_ATTR)
+    if not isinstance(recorded, dict):
+        raise StoreMismatchError(
+            f"store {out} records no {CONFIG_ATTR} (an earlier version of the library made "
+            "it); not overwriting it. Use another `out` or delete the store."
+        )
+    diffs = [
+        f"{k}: store has {recorded.get(k)!r}, this call {v!r}"
+        for k, v in record.items()
+        if k not in RUN_ONLY and recorded.get(k) != v
+    ]
+    diffs += [f"{k}: store has {attrs.get(k)!r}, this call {v!r}" for k, v in facts.items() if attrs.get(k) != v]
     if diffs:
-        raise StoreMismatchError(f"store {out} was made with other settings; not overwriting it. "
-                         "Use another `out` or delete the store. Differences:\n  " + "\n  ".join(diffs))
+        raise StoreMismatchError(
+            f"store {out} was made with other settings; not overwriting it. "
+            "Use another `out` or delete the store. Differences:\n  " + "\n  ".join(diffs)
+        )
     layout = plan.layout
     for name in PER_IMAGE + PER_MAP:
         a = g[name]
         stored = np.asarray(a[:], dtype=object) if a.shape[0] else np.empty((0,), object)
         new = np.asarray(list(getattr(layout, name)), dtype=object)
         if stored.shape != new.shape or not all(x == y for x, y in zip(stored.tolist(), new.tolist())):
-            what = "prompts or seeds" if name in ("prompt", "caption", "seed", "prompt_id") else \
-                "noun chunks / token positions (another spaCy model or tokenizer?)"
-            raise StoreMismatchError(f"store {out} plans other items: its {name!r} differs from this call's "
-                             f"({what}); not overwriting it. Use another `out` or delete the store.")
+            what = (
+                "prompts or seeds"
+                if name in ("prompt", "caption", "seed", "prompt_id")
+                else "noun chunks / token positions (another spaCy model or tokenizer?)"
+            )
+            raise StoreMismatchError(
+                f"store {out} plans other items: its {name!r} differs from this call's "
+                f"({what}); not overwriting it. Use another `out` or delete the store."
+            )
+    device = record["device"]
     if attrs.get("device") != device:
-        warnings.warn(f"store {out} was started on {attrs.get('device')!r}, resuming on {device!r}: "
-                      "images may differ slightly from an uninterrupted run", stacklevel=3)
+        warnings.warn(
+            f"store {out} was started on {attrs.get('device')!r}, resuming on {device!r}: "
+            "images may differ slightly from an uninterrupted run",
+            stacklevel=3,
+        )
     old = {k: attrs.get(k) for k in ("torch_version", "diffusers_version")}
     new = {k: v for k, v in _versions().items() if k in old}
     if old != new:

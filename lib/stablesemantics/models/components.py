@@ -12,7 +12,14 @@ from diffusers import (
 )
 from transformers import CLIPTextConfig, CLIPTextModel
 
-from stablesemantics.prompts.clip_tokenizer import load_clip_tokenizer
+from stablesemantics.prompts.clip_tokenizer import (
+    CLIP_BOS_ID,
+    CLIP_EOS_ID,
+    CLIP_MAX_LENGTH,
+    CLIP_PAD_ID,
+    CLIP_VOCAB_SIZE,
+    load_clip_tokenizer,
+)
 
 
 def tiny_random_components(seed: int = 0) -> dict[str, Any]:
@@ -69,11 +76,11 @@ def tiny_random_components(seed: int = 0) -> dict[str, Any]:
             layer_norm_eps=1e-05,
             num_attention_heads=4,
             num_hidden_layers=5,
-            vocab_size=49408,  # the real CLIP vocabulary: the tokenizer is the real one
-            max_position_embeddings=77,
-            bos_token_id=49406,
-            eos_token_id=49407,
-            pad_token_id=49407,
+            vocab_size=CLIP_VOCAB_SIZE,  # the real CLIP vocabulary: the tokenizer is the real one
+            max_position_embeddings=CLIP_MAX_LENGTH,
+            bos_token_id=CLIP_BOS_ID,
+            eos_token_id=CLIP_EOS_ID,
+            pad_token_id=CLIP_PAD_ID,
             projection_dim=32,
         )
     )

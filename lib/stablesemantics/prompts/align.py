@@ -9,9 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from stablesemantics.prompts.chunks import NounChunk
-from stablesemantics.prompts.clip_tokenizer import _byte_decoder
-
-# --------------------------------------------------------------------------- chunk -> tokens
+from stablesemantics.prompts.clip_tokenizer import CLIP_MAX_LENGTH, _byte_decoder
 
 
 class TokenAlignmentError(ValueError):
@@ -127,6 +125,7 @@ def token_char_spans(
     Raises ``TokenAlignmentError`` when neither works.
 
     Example:
+        >>> from stablesemantics.prompts import load_clip_tokenizer
         >>> token_char_spans("a hippopotamus", load_clip_tokenizer())
         [(0, 1), (2, 7), (7, 12), (12, 14)]
     """
@@ -183,7 +182,7 @@ def _group_indices(
 
 
 def token_indices_for_spans(
-    text: str, spans: Sequence[tuple[int, int]], tokenizer, max_length: int = 77
+    text: str, spans: Sequence[tuple[int, int]], tokenizer, max_length: int = CLIP_MAX_LENGTH
 ) -> list[SpanTokens]:
     """Token positions (in the padded sequence, BOS = 0) of each character span of ``text``.
 
@@ -191,6 +190,7 @@ def token_indices_for_spans(
     (position ``max_length - 1``) or beyond come back ``truncated`` with no indices.
 
     Example:
+        >>> from stablesemantics.prompts import load_clip_tokenizer
         >>> tok = load_clip_tokenizer()
         >>> token_indices_for_spans("a cat walks across the catwalk", [(2, 5), (23, 30)], tok)
         [SpanTokens(indices=(2,), truncated=False), SpanTokens(indices=(6,), truncated=False)]
@@ -199,12 +199,13 @@ def token_indices_for_spans(
 
 
 def chunk_token_indices(
-    text: str, chunks: Sequence[NounChunk], tokenizer, max_length: int = 77
+    text: str, chunks: Sequence[NounChunk], tokenizer, max_length: int = CLIP_MAX_LENGTH
 ) -> list[SpanTokens]:
     """Token positions of each noun chunk's content words (``chunk.word_spans``), one
     ``SpanTokens`` per chunk; a chunk with any word past the limit is ``truncated``.
 
     Example:
+        >>> from stablesemantics.prompts import load_clip_tokenizer, noun_chunks
         >>> text = "a dog and a dog"
         >>> [s.indices for s in chunk_token_indices(text, noun_chunks(text), load_clip_tokenizer())]
         [(2,), (5,)]

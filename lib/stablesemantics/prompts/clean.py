@@ -9,8 +9,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-# --------------------------------------------------------------------------- cleaning
-
 
 @dataclass(frozen=True)
 class CleanedPrompt:

@@ -13,11 +13,11 @@ from pathlib import Path
 
 from stablesemantics.paths import default_cache_dir
 
-# --------------------------------------------------------------------------- CLIP tokenizer
-
 CLIP_BPE_FILE = "bpe_simple_vocab_16e6.txt.gz"
 CLIP_VOCAB_SIZE = 49408
 CLIP_BOS_ID, CLIP_EOS_ID = 49406, 49407
+CLIP_PAD_ID = CLIP_EOS_ID  # padding is <|endoftext|>, as in Stable Diffusion 1.x's tokenizer
+CLIP_MAX_LENGTH = 77  # the text encoder's window: BOS, 75 tokens, EOS
 _TOKENIZER_FORMAT = "1"  # bump to invalidate caches written by older code
 _FORMAT_FILE = ".stablesemantics-tokenizer"
 
@@ -85,7 +85,7 @@ def _write_tokenizer_files(folder: Path) -> None:
         vocab, merges = _clip_vocab_and_merges(clip_bpe_path())
         (tmp / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
         (tmp / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", "utf-8")
-        tok = CLIPTokenizerFast.from_pretrained(str(tmp), model_max_length=77)
+        tok = CLIPTokenizerFast.from_pretrained(str(tmp), model_max_length=CLIP_MAX_LENGTH)
         tok.save_pretrained(str(tmp))  # adds tokenizer.json: later loads skip the conversion
         (tmp / _FORMAT_FILE).write_text(_TOKENIZER_FORMAT)
         for name in sorted(os.listdir(tmp), key=lambda n: n == _FORMAT_FILE):
@@ -109,7 +109,7 @@ def _load_clip_tokenizer(folder: Path):
                 )
         _write_tokenizer_files(folder)
     tok = CLIPTokenizerFast.from_pretrained(
-        str(folder), model_max_length=77, pad_token="<|endoftext|>"
+        str(folder), model_max_length=CLIP_MAX_LENGTH, pad_token="<|endoftext|>"
     )
     ids = tok("a photo of a cat")["input_ids"]
     if len(tok) != CLIP_VOCAB_SIZE or ids != [CLIP_BOS_ID, 320, 1125, 539, 320, 2368, CLIP_EOS_ID]:

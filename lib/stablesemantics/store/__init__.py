@@ -62,7 +62,15 @@ Example
 from stablesemantics.store.atomic import AtomicLocalStore, remove_temporary_files
 from stablesemantics.store.blocks import image_table, iter_map_blocks, map_table, open_group, read_maps
 from stablesemantics.store.read import store_summary, to_xarray
-from stablesemantics.store.schema import PER_IMAGE, PER_MAP, SCHEMA_VERSION, StoreLayout, create_store, open_store
+from stablesemantics.store.schema import (
+    PER_IMAGE,
+    PER_MAP,
+    SCHEMA_VERSION,
+    StoreLayout,
+    create_store,
+    jsonable,
+    open_store,
+)
 from stablesemantics.store.writer import StoreWriter, map_rows
 
 __all__ = [
@@ -75,6 +83,7 @@ __all__ = [
     "create_store",
     "image_table",
     "iter_map_blocks",
+    "jsonable",
     "map_rows",
     "map_table",
     "open_group",

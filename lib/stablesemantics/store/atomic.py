@@ -29,9 +29,6 @@ def _quiet(fn):
     return wrapped
 
 
-# --------------------------------------------------------------------------- atomic store
-
-
 def _atomic_write_bytes(path: Path, data: Any, *, exclusive: bool = False, fsync: bool = True) -> int:
     """Write ``data`` to ``path`` so that readers (and a later run) see old or new, never half.
 

@@ -16,9 +16,6 @@ from stablesemantics.store.schema import open_store
 _U64_MAX = np.uint64(2**64 - 1)
 
 
-# =========================================================================== store access
-
-
 def open_group(store: Any):
     """A store path (or an already open ``zarr.Group``) as a read-only group."""
 

@@ -13,8 +13,6 @@ import zarr
 from stablesemantics.store.atomic import _quiet
 from stablesemantics.store.schema import _STR_ARRAYS, PER_IMAGE, PER_MAP, open_store
 
-# --------------------------------------------------------------------------- read
-
 
 def _strings(a: zarr.Array) -> np.ndarray:
     return np.asarray(a[:], dtype=object) if a.shape[0] else np.empty((0,), dtype=object)

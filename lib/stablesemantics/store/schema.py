@@ -104,8 +104,13 @@ def _pair(x: Any, name: str) -> tuple[int, int]:
     return a, b
 
 
-def _jsonable(x: Any) -> Any:
-    """Round-trip through JSON so attrs compare equal to what is read back (tuples -> lists)."""
+def jsonable(x: Any) -> Any:
+    """``x`` as the store's attributes hold it: a JSON round trip (tuples -> lists, other objects -> ``str``),
+    so that attrs compare equal to what is read back.
+
+    >>> jsonable({"size": (8, 8), "path": Path("a")})
+    {'size': [8, 8], 'path': 'a'}
+    """
     return json.loads(json.dumps(x, default=str))
 
 
@@ -129,7 +134,7 @@ def create_store(path: str | Path, layout: StoreLayout, attrs: dict[str, Any] | 
         shutil.rmtree(tmp)
     tmp.parent.mkdir(parents=True, exist_ok=True)
     store = AtomicLocalStore(tmp)
-    root_attrs = {"schema_version": SCHEMA_VERSION, **_jsonable(attrs or {})}
+    root_attrs = {"schema_version": SCHEMA_VERSION, **jsonable(attrs or {})}
     root_attrs["schema_version"] = SCHEMA_VERSION
     root_attrs["batch_size"] = layout.batch_size
     g = zarr.create_group(store, zarr_format=3, attributes=root_attrs)

@@ -14,7 +14,7 @@ Training has two stages, each resumable from checkpoints kept outside the work t
 
 Why a grounding loss. Large Stable Diffusion models learn cross-attention that lands on
 the object a word names from billions of images. A 1.5M-parameter UNet trained for CPU
-hours does not (see DESIGN.md: 0.2–0.3 mIoU, and maps can drift *away* from objects as the
+hours does not (see book/microsd.md: 0.2–0.3 mIoU, and maps can drift *away* from objects as the
 denoiser learns to read the noisy image instead of the text). Following TokenCompose
 (Wang et al., CVPR 2024), we add, for each object phrase of the caption, a loss that asks
 its mean cross-attention map to put its mass inside the object's true mask:
@@ -23,13 +23,13 @@ maps analysed in the book are still computed by the model at inference time, on 
 and seeds it has never seen. Set ``grounding_weight=0`` to train without it. The checkpoint
 kept is the one with the best localisation on held-out scenes, not the lowest loss.
 
-Run ``python -m stablesemantics.training.microsd --help`` (or ``make model``).
+Run ``stablesemantics train microsd --help`` (or ``make model``).
 """
 
 from stablesemantics.training.autoencoder import random_crops, train_vae
 from stablesemantics.training.captioner import CaptionerTraining, train_captioner
 from stablesemantics.training.checkpoints import atomic_save, load_checkpoint
-from stablesemantics.training.config import DEFAULT_OUT, MAX_TOKENS, TrainConfig
+from stablesemantics.training.config import DEFAULT_OUT, TrainConfig
 from stablesemantics.training.data import (
     Batch,
     LatentDataset,
@@ -38,11 +38,12 @@ from stablesemantics.training.data import (
     scene_stream,
     world_max_objects,
 )
-from stablesemantics.training.grounding import RecordingProcessor, grounding_loss, install_recorder, layer_object_maps
-from stablesemantics.training.microsd import export, main, train
+from stablesemantics.training.grounding import attention_recorder, grounding_loss, layer_object_maps
+from stablesemantics.training.microsd import export, train
 from stablesemantics.training.microsd_model import build_text_encoder, build_unet, build_vae, train_noise_scheduler
 from stablesemantics.training.probe import evaluate_localisation
 from stablesemantics.training.segmenter import (
+    REFERENCE_TRAINING,
     SegmenterTraining,
     degrade_images,
     save_segmenter,
@@ -56,8 +57,8 @@ __all__ = [
     "CaptionerTraining",
     "DEFAULT_OUT",
     "LatentDataset",
-    "MAX_TOKENS",
-    "RecordingProcessor",
+    "attention_recorder",
+    "REFERENCE_TRAINING",
     "SegmenterTraining",
     "TrainConfig",
     "atomic_save",
@@ -68,12 +69,10 @@ __all__ = [
     "evaluate_localisation",
     "export",
     "grounding_loss",
-    "install_recorder",
     "latent_scaling",
     "layer_object_maps",
     "load_checkpoint",
     "lr_at",
-    "main",
     "make_batch",
     "random_crops",
     "save_segmenter",

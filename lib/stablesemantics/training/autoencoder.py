@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL
 
+from stablesemantics.images import images_to_tensor
 from stablesemantics.training.checkpoints import atomic_save, load_checkpoint
 from stablesemantics.training.config import TrainConfig, _deadline
 from stablesemantics.training.data import _seed_step, scene_stream
@@ -38,7 +39,7 @@ def train_vae(cfg: TrainConfig, ckpt: Path, start: float, log) -> AutoencoderKL 
     while step < cfg.vae_steps:
         _seed_step(cfg, 1, step)  # the posterior samples
         scenes = scene_stream(cfg, 1, step, cfg.vae_batch)
-        x = torch.from_numpy(np.stack([s.image for s in scenes])).permute(0, 3, 1, 2).float() / 127.5 - 1
+        x = images_to_tensor(np.stack([s.image for s in scenes]))
         if cfg.vae_crop:
             x = random_crops(x, cfg.vae_crop, np.random.default_rng([cfg.seed, 4, step]))
         posterior = vae.encode(x).latent_dist

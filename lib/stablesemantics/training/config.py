@@ -8,12 +8,45 @@ from dataclasses import dataclass
 from stablesemantics.paths import MICROSD_DIR, default_cache_dir
 
 DEFAULT_OUT = MICROSD_DIR
-MAX_TOKENS = 77
 
 
 @dataclass
 class TrainConfig:
-    """Everything that defines a MicroSD training run (recorded in the model card)."""
+    """Everything that defines a MicroSD training run (recorded in the model card).
+
+    ``stablesemantics train microsd`` builds its options from these fields.
+
+    Attributes:
+        out: Where the trained pipeline is written (diffusers format).
+        ckpt_dir: Where checkpoints go (outside the work tree); a rerun resumes from them.
+        seed: Seed of the scenes, the initial weights and the noise.
+        image_size: Side of the rendered training scenes, in pixels.
+        min_objects: Fewest objects in a training scene.
+        max_objects: Most objects in a training scene.
+        vae_channels: Autoencoder channels per level.
+        vae_steps: Autoencoder training steps.
+        vae_batch: Autoencoder batch size.
+        vae_lr: Autoencoder learning rate.
+        vae_crop: Train the (fully convolutional) autoencoder on random crops of this side (4x cheaper steps).
+        kl_weight: Weight of the autoencoder's KL term.
+        text_hidden: Width of the text encoder.
+        text_layers: Transformer layers of the text encoder.
+        unet_channels: UNet channels per level.
+        unet_steps: UNet + text encoder training steps.
+        batch: UNet batch size.
+        lr: UNet + text encoder peak learning rate.
+        warmup: Learning-rate warm-up steps.
+        caption_dropout: Share of captions dropped (for classifier-free guidance).
+        grounding_weight: Weight of the token grounding loss (0 = none).
+        dataset_scenes: Scenes rendered once and encoded once (latents cached in memory).
+        eval_every: Measure localisation every this many steps (the best checkpoint is kept).
+        eval_scenes: Held-out scenes of each localisation measurement.
+        eval_timesteps: Timesteps at which localisation is measured.
+        ckpt_every: Save a checkpoint every this many steps.
+        max_minutes: Stop after this many minutes (None = run to the end); rerun to resume.
+        export_only: Write the best checkpoint so far as the model and stop.
+        threads: CPU threads torch may use.
+    """
 
     out: str = str(DEFAULT_OUT)
     ckpt_dir: str = str(default_cache_dir() / "microsd-train")
@@ -26,7 +59,7 @@ class TrainConfig:
     vae_steps: int = 2400
     vae_batch: int = 32
     vae_lr: float = 1e-3
-    vae_crop: int | None = 32  # train the (fully convolutional) autoencoder on random crops: 4x cheaper steps
+    vae_crop: int | None = 32
     kl_weight: float = 1e-6
     # text encoder + UNet
     text_hidden: int = 64
@@ -38,14 +71,14 @@ class TrainConfig:
     warmup: int = 200
     caption_dropout: float = 0.1
     grounding_weight: float = 1.0
-    dataset_scenes: int = 16384  # rendered once, encoded once (latents cached in memory)
+    dataset_scenes: int = 16384
     # bookkeeping
     eval_every: int = 400
     eval_scenes: int = 48
     eval_timesteps: tuple[int, ...] = (300, 500)
     ckpt_every: int = 100
     max_minutes: float | None = None
-    export_only: bool = False  # write the best checkpoint so far as the model and stop
+    export_only: bool = False
     threads: int = 2
 
 

@@ -9,10 +9,10 @@ import torch
 from diffusers import AutoencoderKL
 
 from stablesemantics import world
+from stablesemantics.images import images_to_tensor
 from stablesemantics.prompts.align import token_indices_for_spans
-from stablesemantics.training.config import MAX_TOKENS, TrainConfig
-
-# ----------------------------------------------------------------------------- data
+from stablesemantics.prompts.clip_tokenizer import CLIP_MAX_LENGTH
+from stablesemantics.training.config import TrainConfig
 
 
 @dataclass
@@ -29,10 +29,12 @@ def make_batch(scenes: list[world.Scene], tokenizer, k_max: int, drop: np.ndarra
     """Turn scenes into tensors; ``drop[i]`` replaces caption i by "" (CFG dropout)."""
     n = len(scenes)
     size = scenes[0].image.shape[0]
-    images = torch.from_numpy(np.stack([s.image for s in scenes])).permute(0, 3, 1, 2).float() / 127.5 - 1
+    images = images_to_tensor(np.stack([s.image for s in scenes]))
     captions = ["" if drop is not None and drop[i] else s.caption for i, s in enumerate(scenes)]
-    ids = tokenizer(captions, padding="max_length", max_length=MAX_TOKENS, truncation=True, return_tensors="pt").input_ids
-    weights = torch.zeros(n, k_max, MAX_TOKENS)
+    ids = tokenizer(
+        captions, padding="max_length", max_length=CLIP_MAX_LENGTH, truncation=True, return_tensors="pt"
+    ).input_ids
+    weights = torch.zeros(n, k_max, CLIP_MAX_LENGTH)
     masks = torch.zeros(n, k_max, size, size)
     valid = torch.zeros(n, k_max, dtype=torch.bool)
     for i, scene in enumerate(scenes):
@@ -52,12 +54,6 @@ def world_max_objects(scenes) -> int:
     return max(len(s.objects) for s in scenes)
 
 
-# ----------------------------------------------------------------------------- checkpoints
-
-
-# ----------------------------------------------------------------------------- stages
-
-
 def scene_stream(cfg: TrainConfig, stream_seed: int, step: int, n: int) -> list[world.Scene]:
     """Deterministic scenes for a given training step (resuming reproduces the data)."""
     rng = np.random.default_rng([cfg.seed, stream_seed, step])
@@ -73,7 +69,7 @@ def _seed_step(cfg: TrainConfig, stage: int, step: int) -> None:
 @torch.no_grad()
 def latent_scaling(vae: AutoencoderKL, cfg: TrainConfig) -> float:
     scenes = scene_stream(cfg, 2, 0, 256)
-    x = torch.from_numpy(np.stack([s.image for s in scenes])).permute(0, 3, 1, 2).float() / 127.5 - 1
+    x = images_to_tensor(np.stack([s.image for s in scenes]))
     return float(1.0 / vae.encode(x).latent_dist.mean.std())
 
 
@@ -87,11 +83,11 @@ class LatentDataset:
 
     @classmethod
     @torch.no_grad()
-    def build(cls, cfg: TrainConfig, vae: AutoencoderKL, scaling: float, log) -> "LatentDataset":
+    def build(cls, cfg: TrainConfig, vae: AutoencoderKL, scaling: float, log) -> LatentDataset:
         scenes, means, stds = [], [], []
         for start in range(0, cfg.dataset_scenes, 256):
             part = scene_stream(cfg, 0, start, min(256, cfg.dataset_scenes - start))
-            x = torch.from_numpy(np.stack([s.image for s in part])).permute(0, 3, 1, 2).float() / 127.5 - 1
+            x = images_to_tensor(np.stack([s.image for s in part]))
             dist = vae.encode(x).latent_dist
             means.append(dist.mean * scaling)
             stds.append(dist.std * scaling)

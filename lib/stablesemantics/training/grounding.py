@@ -2,70 +2,40 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from diffusers import UNet2DConditionModel
-from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
 
+from stablesemantics.capture.capture import CrossAttentionCapture
+from stablesemantics.capture.config import layer_grid
 from stablesemantics.training.data import Batch
 
-# ----------------------------------------------------------------------------- attention
 
+def attention_recorder(unet: UNet2DConditionModel) -> CrossAttentionCapture:
+    """A capture on the bare UNet that keeps every cross-attention layer's probabilities, gradients included.
 
-class RecordingProcessor(AttnProcessor):
-    """Computes cross-attention explicitly (so it has gradients) and records the probabilities.
-
-    Self-attention keeps the fused SDPA kernel. Each cross-attention call appends its
-    ``(batch*heads, queries, 77)`` probabilities to ``sink``.
+    Install it (``.install()`` or ``with``), call the UNet, read ``.layer_probs``; ``.reset()``
+    before the next call. Self-attention keeps its fused kernel.
     """
-
-    def __init__(self, sink: list[tuple[int, torch.Tensor]]):
-        super().__init__()
-        self.sink = sink
-        self.fused = AttnProcessor2_0()
-
-    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args, **kwargs):
-        if encoder_hidden_states is None:
-            return self.fused(attn, hidden_states, None, attention_mask, temb)
-        scores = attn.get_attention_scores
-
-        def recorded(query, key, mask=None):
-            probs = scores(query, key, mask)
-            self.sink.append((attn.heads, probs))
-            return probs
-
-        attn.get_attention_scores = recorded
-        try:
-            return super().__call__(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
-        finally:
-            del attn.get_attention_scores
-
-
-def install_recorder(unet: UNet2DConditionModel) -> list[tuple[int, torch.Tensor]]:
-    sink: list[tuple[int, torch.Tensor]] = []
-    unet.set_attn_processor(RecordingProcessor(sink))
-    return sink
+    return CrossAttentionCapture(unet, keep_layer_probs=True)
 
 
 def layer_object_maps(heads: int, probs: torch.Tensor, token_weights: torch.Tensor, latent_hw: tuple[int, int]):
     """Mean-over-heads attention of each object phrase at one layer: (B, K, h, w)."""
     b = token_weights.shape[0]
     nq = probs.shape[1]
-    scale = round(math.sqrt(latent_hw[0] * latent_hw[1] / nq))
-    h, w = latent_hw[0] // scale, latent_hw[1] // scale
+    h, w, _ = layer_grid(latent_hw, nq)
     mean = probs.view(b, heads, nq, -1).mean(1)  # (B, Nq, 77)
     return torch.einsum("bqt,bkt->bkq", mean, token_weights).view(b, -1, h, w)
 
 
-def grounding_loss(sink, batch: Batch, latent_hw: tuple[int, int]) -> torch.Tensor:
+def grounding_loss(layer_probs: list, batch: Batch, latent_hw: tuple[int, int]) -> torch.Tensor:
     """TokenCompose-style token loss: each phrase's attention mass should lie inside its mask."""
     if not batch.valid.any():
         return torch.zeros(())
     losses = []
-    for heads, probs in sink:
-        maps = layer_object_maps(heads, probs, batch.token_weights, latent_hw)
+    for layer, probs in layer_probs:
+        maps = layer_object_maps(layer.heads, probs, batch.token_weights, latent_hw)
         maps = maps / maps.sum((-1, -2), keepdim=True).clamp_min(1e-8)
         masks = F.adaptive_avg_pool2d(batch.masks, maps.shape[-2:])
         inside = (maps * masks).sum((-1, -2))

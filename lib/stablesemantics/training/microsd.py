@@ -14,7 +14,7 @@ Training has two stages, each resumable from checkpoints kept outside the work t
 
 Why a grounding loss. Large Stable Diffusion models learn cross-attention that lands on
 the object a word names from billions of images. A 1.5M-parameter UNet trained for CPU
-hours does not (see DESIGN.md: 0.2–0.3 mIoU, and maps can drift *away* from objects as the
+hours does not (see book/microsd.md: 0.2–0.3 mIoU, and maps can drift *away* from objects as the
 denoiser learns to read the noisy image instead of the text). Following TokenCompose
 (Wang et al., CVPR 2024), we add, for each object phrase of the caption, a loss that asks
 its mean cross-attention map to put its mass inside the object's true mask:
@@ -23,12 +23,12 @@ maps analysed in the book are still computed by the model at inference time, on 
 and seeds it has never seen. Set ``grounding_weight=0`` to train without it. The checkpoint
 kept is the one with the best localisation on held-out scenes, not the lowest loss.
 
-Run ``python -m stablesemantics.training.microsd --help`` (or ``make model``).
+Run ``stablesemantics train microsd --help`` (``make model`` runs it with the defaults of
+:class:`~stablesemantics.training.config.TrainConfig`).
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import time
@@ -44,8 +44,6 @@ from stablesemantics.training.config import TrainConfig
 from stablesemantics.training.data import latent_scaling
 from stablesemantics.training.microsd_model import build_text_encoder, build_unet, build_vae
 from stablesemantics.training.unet import train_unet
-
-# ----------------------------------------------------------------------------- export
 
 
 def export(cfg: TrainConfig, vae: AutoencoderKL, scaling: float, ckpt_dir: Path, seconds: float) -> Path:
@@ -135,25 +133,3 @@ def train(cfg: TrainConfig) -> Path | None:
     if not done:
         return None
     return export(cfg, vae, scaling, ckpt_dir, timing["seconds"])
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    for field in dataclasses.fields(TrainConfig):
-        default = getattr(TrainConfig, field.name)
-        if isinstance(default, tuple):
-            parser.add_argument(f"--{field.name.replace('_', '-')}", type=int, nargs="+", default=default)
-        elif field.name == "max_minutes":
-            parser.add_argument("--max-minutes", type=float, default=None)
-        elif isinstance(default, bool):
-            parser.add_argument(f"--{field.name.replace('_', '-')}", action="store_true")
-        else:
-            parser.add_argument(f"--{field.name.replace('_', '-')}", type=type(default), default=default)
-    args = vars(parser.parse_args(argv))
-    cfg = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in args.items()})
-    out = train(cfg)
-    print(f"model written to {out}" if out else "stopped before the end; run the same command again to resume")
-
-
-if __name__ == "__main__":
-    main()

@@ -6,9 +6,14 @@ from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
 from stablesemantics.models.components import SD_NOISE_SCHEDULE
-from stablesemantics.training.config import MAX_TOKENS, TrainConfig
-
-# ----------------------------------------------------------------------------- models
+from stablesemantics.prompts.clip_tokenizer import (
+    CLIP_BOS_ID,
+    CLIP_EOS_ID,
+    CLIP_MAX_LENGTH,
+    CLIP_PAD_ID,
+    CLIP_VOCAB_SIZE,
+)
+from stablesemantics.training.config import TrainConfig
 
 
 def build_vae(cfg: TrainConfig) -> AutoencoderKL:
@@ -28,15 +33,15 @@ def build_vae(cfg: TrainConfig) -> AutoencoderKL:
 
 def build_text_encoder(cfg: TrainConfig) -> CLIPTextModel:
     config = CLIPTextConfig(
-        vocab_size=49408,  # the real CLIP vocabulary: token ids are CLIP's own
+        vocab_size=CLIP_VOCAB_SIZE,  # the real CLIP vocabulary: token ids are CLIP's own
         hidden_size=cfg.text_hidden,
         intermediate_size=4 * cfg.text_hidden,
         num_hidden_layers=cfg.text_layers,
         num_attention_heads=4,
-        max_position_embeddings=MAX_TOKENS,
-        bos_token_id=49406,
-        eos_token_id=49407,
-        pad_token_id=49407,
+        max_position_embeddings=CLIP_MAX_LENGTH,
+        bos_token_id=CLIP_BOS_ID,
+        eos_token_id=CLIP_EOS_ID,
+        pad_token_id=CLIP_PAD_ID,
         projection_dim=cfg.text_hidden,
     )
     return CLIPTextModel(config)

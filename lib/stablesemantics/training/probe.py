@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from diffusers.models.attention_processor import AttnProcessor2_0
 
 from stablesemantics.evaluate.metrics import best_threshold_miou
 from stablesemantics.training.data import make_batch, world_max_objects
-from stablesemantics.training.grounding import install_recorder, layer_object_maps
+from stablesemantics.training.grounding import attention_recorder, layer_object_maps
 from stablesemantics.training.microsd_model import train_noise_scheduler
 
 
@@ -21,7 +20,6 @@ def evaluate_localisation(unet, text_encoder, vae, tokenizer, scenes, timesteps,
     """
     unet.eval()
     text_encoder.eval()
-    sink = install_recorder(unet)
     batch = make_batch(scenes, tokenizer, k_max=world_max_objects(scenes))
     latents = vae.encode(batch.images).latent_dist.mean * scaling
     hw = tuple(latents.shape[-2:])
@@ -30,18 +28,17 @@ def evaluate_localisation(unet, text_encoder, vae, tokenizer, scenes, timesteps,
     gen = torch.Generator().manual_seed(seed)
     result = {}
     for t in timesteps:
-        sink.clear()
         noise = torch.randn(latents.shape, generator=gen)
         tt = torch.full((len(scenes),), t, dtype=torch.long)
-        unet(sched.add_noise(latents, noise, tt), tt, cond)
+        with attention_recorder(unet) as recorder:
+            unet(sched.add_noise(latents, noise, tt), tt, cond)
         total = 0
-        for heads, probs in sink:
-            m = layer_object_maps(heads, probs, batch.token_weights, hw)
+        for layer, probs in recorder.layer_probs:
+            m = layer_object_maps(layer.heads, probs, batch.token_weights, hw)
             total = total + F.interpolate(m, size=batch.masks.shape[-2:], mode="bilinear", align_corners=False)
         maps = total[batch.valid].numpy()
         masks = batch.masks[batch.valid].numpy()
         result[int(t)] = best_threshold_miou(maps, masks)[0]
-    unet.set_attn_processor(AttnProcessor2_0())
     unet.train()
     text_encoder.train()
     return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,15 +21,34 @@ from stablesemantics.training.checkpoints import atomic_save, load_checkpoint
 
 @dataclass
 class SegmenterTraining:
+    """How a :class:`SmallSegmenter` is trained (:func:`train_segmenter`).
+
+    Attributes:
+        steps: Training steps.
+        batch: Scenes per step.
+        lr: Peak learning rate (one-cycle schedule).
+        seed: Seed of the scenes, the batches and the initial weights.
+        image_size: Side of the rendered training scenes, in pixels.
+        width: Channels of the segmenter's first level.
+        background_weight: Loss weight of background pixels (< 1: objects are learnt sooner).
+        flip: Random horizontal flips of the training batches.
+        degrade: Share of each batch blurred as a small decoder blurs (robustness to decoder blur).
+    """
+
     steps: int = 1500
     batch: int = 32
     lr: float = 2e-3
     seed: int = 0
     image_size: int = 64
     width: int = 32
-    background_weight: float = 1.0  # loss weight of background pixels (< 1: objects learnt sooner)
-    flip: bool = False  # random horizontal flips of the training batches
-    degrade: float = 0.0  # share of each batch blurred by :func:`degrade_images` (robustness to decoder blur)
+    background_weight: float = 1.0
+    flip: bool = False
+    degrade: float = 0.0
+
+
+#: The recipe of the reference segmenter in ``data/models/reference_segmenter`` (``make model``):
+#: longer, narrower, background pixels weighted down, flips and half of each batch blurred.
+REFERENCE_TRAINING = SegmenterTraining(steps=4000, width=16, background_weight=0.3, flip=True, degrade=0.5)
 
 
 def degrade_images(x: torch.Tensor, rng: np.random.Generator, share: float) -> torch.Tensor:
@@ -51,7 +71,7 @@ def degrade_images(x: torch.Tensor, rng: np.random.Generator, share: float) -> t
 
 
 def train_segmenter(
-    cfg: SegmenterTraining = SegmenterTraining(),
+    cfg: SegmenterTraining | None = None,
     images=None,
     masks=None,
     log_every: int = 100,
@@ -60,7 +80,7 @@ def train_segmenter(
     ckpt: Path | None = None,
     ckpt_every: int = 200,
 ) -> SmallSegmenter:
-    """Train a :class:`SmallSegmenter` on class masks.
+    """Train a :class:`SmallSegmenter` on class masks (``cfg``: default :class:`SegmenterTraining`'s).
 
     With ``images``/``masks`` given (arrays ``(n,H,W,3)`` uint8 and ``(n,H,W)`` class ids),
     batches are drawn from them; otherwise fresh MicroWorld scenes are rendered each step.
@@ -71,6 +91,8 @@ def train_segmenter(
     checkpoint present continues from it: an interrupted run, resumed, ends with the same
     weights as an uninterrupted one. A checkpoint of another configuration is refused.
     """
+    if cfg is None:
+        cfg = SegmenterTraining()
     if ckpt is not None and images is not None:
         raise ValueError("ckpt is for training on rendered scenes: a checkpoint does not record the images given")
     if ckpt_every < 1:
@@ -86,7 +108,9 @@ def train_segmenter(
     state = load_checkpoint(ckpt) if ckpt is not None else None
     if state is not None:
         if state["config"] != asdict(cfg):
-            raise ValueError(f"the checkpoint {ckpt} was made with another configuration ({state['config']}); remove it to start afresh")
+            raise ValueError(
+                f"the checkpoint {ckpt} was made with another configuration ({state['config']}); remove it to start afresh"
+            )
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
@@ -120,8 +144,18 @@ def train_segmenter(
         opt.step()
         sched.step()
         if ckpt is not None and ((step + 1) % ckpt_every == 0 or step + 1 == cfg.steps):
-            atomic_save({"config": asdict(cfg), "step": step + 1, "model": model.state_dict(), "opt": opt.state_dict(),
-                         "sched": sched.state_dict(), "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()}, ckpt)
+            atomic_save(
+                {
+                    "config": asdict(cfg),
+                    "step": step + 1,
+                    "model": model.state_dict(),
+                    "opt": opt.state_dict(),
+                    "sched": sched.state_dict(),
+                    "rng": rng.bit_generator.state,
+                    "torch_rng": torch.get_rng_state(),
+                },
+                ckpt,
+            )
         if progress is not None and (step + 1) % log_every == 0:
             progress({"step": step + 1, "loss": round(loss.item(), 4), "seconds": round(time.time() - t0, 1)})
     return model.eval()
@@ -135,26 +169,23 @@ def save_segmenter(model: SmallSegmenter, path: Path = REFERENCE_DIR) -> None:
     (path / "classes.txt").write_text("\n".join(["background", *world.CLASSES]) + "\n")
 
 
-def train_reference_segmenter(steps: int = 4000, out: Path = REFERENCE_DIR, width: int = 16,
-                              background_weight: float = 0.3, flip: bool = True, degrade: float = 0.5,
-                              ckpt_dir: Path | None = None) -> dict:
+def train_reference_segmenter(
+    cfg: SegmenterTraining = REFERENCE_TRAINING, out: Path = REFERENCE_DIR, ckpt_dir: Path | None = None
+) -> dict:
     """Train and save the reference segmenter; returns its held-out pixel accuracy and mIoU.
 
-    Run with ``python -m stablesemantics.training.segmenter`` (``make model`` does). Background
-    pixels are most of every scene, so their loss weight is lowered (``background_weight``):
-    with equal weights a short run learns to answer "background" everywhere. Half of each batch
-    is blurred (``degrade``, :func:`degrade_images`) so that the segmenter also reads blurred
-    images such as a small model's decoder makes; the held-out metrics are reported on crisp
-    renders and on blurred ones.
+    Run with ``stablesemantics train segmenter`` (``make model`` does); the recipe is
+    :data:`REFERENCE_TRAINING`. Background pixels are most of every scene, so their loss weight
+    is lowered (``background_weight``): with equal weights a short run learns to answer
+    "background" everywhere. Half of each batch is blurred (``degrade``, :func:`degrade_images`)
+    so that the segmenter also reads blurred images such as a small model's decoder makes; the
+    held-out metrics are reported on crisp renders and on blurred ones.
 
     Checkpoints go to ``ckpt_dir`` (default ``segmenter-train`` in the project's cache folder,
     :func:`stablesemantics.paths.default_cache_dir`): run the same command again after an
     interruption and it resumes; the checkpoint is removed once the model is saved.
     """
-    import json
-
     t0 = time.time()
-    cfg = SegmenterTraining(steps=steps, width=width, background_weight=background_weight, flip=flip, degrade=degrade)
     ckpt = Path(ckpt_dir or default_cache_dir() / "segmenter-train") / "segmenter.pt"
     model = train_segmenter(cfg, log_every=50, progress=lambda r: print(r, flush=True), ckpt=ckpt)
     scenes = world.render_scenes(256, seed=777_777)
@@ -180,18 +211,3 @@ def train_reference_segmenter(steps: int = 4000, out: Path = REFERENCE_DIR, widt
     (Path(out) / "metrics.json").write_text(json.dumps(report, indent=1))
     ckpt.unlink(missing_ok=True)  # done: a new run starts afresh
     return report
-
-
-if __name__ == "__main__":
-    import argparse
-
-    parser = argparse.ArgumentParser(description="Train the MicroWorld reference segmenter.")
-    parser.add_argument("--steps", type=int, default=4000)
-    parser.add_argument("--width", type=int, default=16)
-    parser.add_argument("--background-weight", type=float, default=0.3)
-    parser.add_argument("--no-flip", dest="flip", action="store_false")
-    parser.add_argument("--degrade", type=float, default=0.5, help="share of each batch blurred")
-    parser.add_argument("--out", type=Path, default=REFERENCE_DIR)
-    parser.add_argument("--ckpt-dir", type=Path, default=None, help="where checkpoints go (default: the project's cache folder)")
-    args = parser.parse_args()
-    print(train_reference_segmenter(args.steps, args.out, args.width, args.background_weight, args.flip, args.degrade, args.ckpt_dir))

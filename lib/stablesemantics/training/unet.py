@@ -15,7 +15,7 @@ from stablesemantics.prompts.clip_tokenizer import load_clip_tokenizer
 from stablesemantics.training.checkpoints import atomic_save, load_checkpoint
 from stablesemantics.training.config import TrainConfig, _deadline
 from stablesemantics.training.data import LatentDataset, _seed_step, scene_stream
-from stablesemantics.training.grounding import grounding_loss, install_recorder
+from stablesemantics.training.grounding import attention_recorder, grounding_loss
 from stablesemantics.training.microsd_model import build_text_encoder, build_unet, train_noise_scheduler
 from stablesemantics.training.probe import evaluate_localisation
 
@@ -65,7 +65,7 @@ def train_unet(cfg: TrainConfig, vae: AutoencoderKL, scaling: float, ckpt_dir: P
     data = LatentDataset.build(cfg, vae, scaling, log)
     unet.train()
     text_encoder.train()
-    sink = install_recorder(unet)
+    recorder = attention_recorder(unet).install()
     t0 = time.time()
     while step < cfg.unet_steps:
         _seed_step(cfg, 2, step)
@@ -75,11 +75,11 @@ def train_unet(cfg: TrainConfig, vae: AutoencoderKL, scaling: float, ckpt_dir: P
         noise = torch.randn_like(latents)
         t = torch.randint(0, sched.config.num_train_timesteps, (cfg.batch,))
         noisy = sched.add_noise(latents, noise, t)
-        sink.clear()
+        recorder.reset()
         cond = text_encoder(batch.input_ids)[0]
         pred = unet(noisy, t, cond).sample
         diffusion = F.mse_loss(pred, noise)
-        ground = grounding_loss(sink, batch, tuple(latents.shape[-2:])) if cfg.grounding_weight > 0 else torch.zeros(())
+        ground = grounding_loss(recorder.layer_probs, batch, tuple(latents.shape[-2:])) if cfg.grounding_weight > 0 else torch.zeros(())
         loss = diffusion + cfg.grounding_weight * ground
         for group in opt.param_groups:
             group["lr"] = lr_at(cfg, step)
@@ -100,8 +100,9 @@ def train_unet(cfg: TrainConfig, vae: AutoencoderKL, scaling: float, ckpt_dir: P
             )
             t0 = time.time()
         if step % cfg.eval_every == 0 or step == cfg.unet_steps:
+            recorder.remove()  # the probe installs its own capture
             loc = evaluate_localisation(unet, text_encoder, vae, tokenizer, eval_scenes, cfg.eval_timesteps, scaling)
-            sink = install_recorder(unet)
+            recorder.install()
             score = float(np.mean(list(loc.values())))
             history.append({"step": step, "localisation": loc, "loss": diffusion.item()})
             log({"stage": "unet", "step": step, "localisation": loc})
@@ -111,7 +112,9 @@ def train_unet(cfg: TrainConfig, vae: AutoencoderKL, scaling: float, ckpt_dir: P
         if step % cfg.ckpt_every == 0:
             save()
         if _deadline(cfg, start):
+            recorder.remove()
             save()
             return False
+    recorder.remove()
     save()
     return True

@@ -8,10 +8,6 @@ import numpy as np
 
 from stablesemantics.world.vocabulary import PLACES
 
-# --------------------------------------------------------------------------------------
-# Backgrounds
-# --------------------------------------------------------------------------------------
-
 
 class _Uniforms:
     """Uniform numbers drawn from the generator in one call and handed out one by one

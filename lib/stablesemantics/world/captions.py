@@ -5,10 +5,6 @@ from __future__ import annotations
 from stablesemantics.world.scene import SceneObject
 from stablesemantics.world.vocabulary import PLACE_PHRASES
 
-# --------------------------------------------------------------------------------------
-# Captions
-# --------------------------------------------------------------------------------------
-
 
 def _pick(rng, options: tuple[str, ...]) -> str:
     if len(options) == 1 or rng.random() < 0.7:

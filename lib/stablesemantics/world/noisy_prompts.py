@@ -42,6 +42,7 @@ def noisy_prompt(scene: Scene, rng: np.random.Generator) -> str:
     Midjourney flags, attention weights ``(car:1.2)`` / ``((car))``, LoRA tags, URLs,
     occasional typos, ALL CAPS, doubled commas and spaces. Always differs from the caption.
 
+    >>> from stablesemantics.world import sample_scene
     >>> s = sample_scene(np.random.default_rng(0))
     >>> noisy_prompt(s, np.random.default_rng(1)) != s.caption
     True

@@ -21,10 +21,6 @@ from stablesemantics.world.vocabulary import (
     SIZES,
 )
 
-# --------------------------------------------------------------------------------------
-# True priors
-# --------------------------------------------------------------------------------------
-
 
 def _mean_y_exact(cfg: WorldConfig) -> dict[str, float]:
     """E[frame centre y / H] for a free (not "on") placement: y = hy + t (H - 2 hy), t ~ U(lo, hi),

@@ -11,11 +11,6 @@ from stablesemantics.world.layout import _Placed
 from stablesemantics.world.sprites import CLASSES, ClassSpec
 from stablesemantics.world.vocabulary import COLOURS, SIZE_PIXELS, SIZES
 
-# --------------------------------------------------------------------------------------
-# Rendering
-# --------------------------------------------------------------------------------------
-
-
 _ROLE_CODE = {"main": 0, "dark": 1, "light": 2}
 
 

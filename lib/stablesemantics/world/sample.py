@@ -12,10 +12,6 @@ from stablesemantics.world.scene import Scene, SceneObject, WorldConfig
 from stablesemantics.world.sprites import CLASS_INDEX, CLASSES
 from stablesemantics.world.vocabulary import _SIZE_WORDS
 
-# --------------------------------------------------------------------------------------
-# Scenes
-# --------------------------------------------------------------------------------------
-
 
 def _relations(objs: list[SceneObject], H: int) -> list[tuple[int, str, int]]:
     rel = []

@@ -9,10 +9,6 @@ import numpy as np
 
 from stablesemantics.world.vocabulary import PLACE_INDEX, PLACES
 
-# --------------------------------------------------------------------------------------
-# Data classes
-# --------------------------------------------------------------------------------------
-
 
 @dataclass
 class WorldConfig:

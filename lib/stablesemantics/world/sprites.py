@@ -20,9 +20,6 @@ _STEEL = (110, 110, 115)
 _DARK_STEEL = (70, 70, 75)
 
 
-# --------------------------------------------------------------------------------------
-# Sprites
-# --------------------------------------------------------------------------------------
 # Sprite frame: u in [-aspect, aspect] (right = +u = "front"), v in [-1, 1] (down).
 # A primitive is (kind, params, colour); colour is "main" | "dark" | "light" | an RGB
 # tuple | None (None erases: removes the pixels from the object drawn so far).

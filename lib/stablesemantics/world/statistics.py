@@ -9,10 +9,6 @@ from stablesemantics.world.scene import Scene
 from stablesemantics.world.sprites import CLASS_INDEX, CLASSES
 from stablesemantics.world.vocabulary import _N_CLS, PLACE_INDEX, PLACES
 
-# --------------------------------------------------------------------------------------
-# Summaries and figures (used by notebooks/00_microworld.ipynb)
-# --------------------------------------------------------------------------------------
-
 
 def class_table() -> pd.DataFrame:
     """One row per class: supercategory, parts, caption synonyms, places it appears in.
@@ -37,6 +33,7 @@ def scene_statistics(scenes: list[Scene]) -> dict[str, pd.DataFrame]:
     - ``"cooccurrence"``: P(a and b in the same scene) (diagonal: P(a present)),
     - ``"summary"``: one-row frame of scene-level numbers.
 
+    >>> from stablesemantics.world import render_scenes
     >>> st = scene_statistics(render_scenes(20))
     >>> sorted(st)
     ['class_place', 'cooccurrence', 'summary', 'vertical']

@@ -6,10 +6,6 @@ import numpy as np
 
 from stablesemantics.world.sprites import CLASS_INDEX, CLASSES, PAIRS
 
-# --------------------------------------------------------------------------------------
-# Vocabulary
-# --------------------------------------------------------------------------------------
-
 PLACES: tuple[str, ...] = ("sky", "beach", "street", "room", "forest", "field", "lake")
 PLACE_INDEX: dict[str, int] = {p: i for i, p in enumerate(PLACES)}
 

@@ -1,15 +1,10 @@
-"""Command line: ``stablesemantics generate`` and ``stablesemantics inspect``.
-
-Examples (from the repository root)::
-
-    stablesemantics generate --prompts prompts.txt --seeds 4 --model tiny-random \
-        --out data/stores/demo.zarr --steps 2 --height 32 --width 32
-    stablesemantics inspect data/stores/demo.zarr
-    stablesemantics inspect data/stores/demo.zarr --json
+"""``stablesemantics generate`` and ``stablesemantics inspect``: make a store, and summarise one.
 
 A prompts file is a text file with one prompt per line (blank lines skipped), a ``.json``
 list of strings (or of objects with a ``"prompt"`` key), or a ``.csv`` with a ``prompt``
-column. Rerunning the same ``generate`` command resumes an interrupted run.
+column. Rerunning the same ``generate`` command resumes an interrupted run. The options of
+``generate`` are :class:`~stablesemantics.generate.GenerationConfig`'s fields (the capture's
+too), with its defaults.
 """
 
 from __future__ import annotations
@@ -17,20 +12,14 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from stablesemantics.capture.config import CaptureConfig
+from stablesemantics.cli.options import config_options
+from stablesemantics.generate.config import GenerationConfig
 from stablesemantics.generate.run import generate as run_generate
 from stablesemantics.store.read import store_summary
-
-app = typer.Typer(
-    name="stablesemantics",
-    help="Generate images with per-noun-chunk cross-attention maps into Zarr stores, and inspect them.",
-    no_args_is_help=True,
-    add_completion=False,
-)
 
 
 def read_prompts(path: str | Path) -> list[str]:
@@ -100,32 +89,22 @@ def parse_map_size(text: str | None) -> tuple[int, int] | None:
     return parts[0], parts[1]
 
 
-@app.command()
+@config_options(GenerationConfig, parsers={"map_size": (parse_map_size, "16|16x24")})
 def generate(
-    prompts: Annotated[Path, typer.Option(help="Prompts file: .txt (one per line), .json list or .csv with a 'prompt' column.")],
+    config: GenerationConfig,
+    prompts: Annotated[
+        Path, typer.Option(help="Prompts file: .txt (one per line), .json list or .csv with a 'prompt' column.")
+    ],
     out: Annotated[Path, typer.Option(help="Output Zarr store, e.g. data/stores/demo.zarr (resumed if it exists).")],
     seeds: Annotated[str, typer.Option(help="Seeds per prompt: a count (4 = seeds 0..3) or a list (0,5,7).")] = "4",
-    model: Annotated[str, typer.Option(help="'microsd', 'tiny-random', a pipeline directory or a hub id.")] = "microsd",
-    steps: Annotated[int, typer.Option(min=1, help="Denoising steps.")] = 20,
-    guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 7.5,
-    height: Annotated[Optional[int], typer.Option(min=1, help="Image height (default: the model's).")] = None,
-    width: Annotated[Optional[int], typer.Option(min=1, help="Image width (default: the model's).")] = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Images per pipeline call.")] = 4,
-    map_size: Annotated[Optional[str], typer.Option(help="Map size, 16 or 16x24 (default: latent size).")] = None,
-    device: Annotated[Optional[str], typer.Option(help="cuda, cpu, mps (default: best available).")] = None,
-    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Generate images and per-noun-chunk attention maps for every prompt x seed."""
-
     try:
         texts = read_prompts(prompts)
     except (FileNotFoundError, ValueError) as e:
         raise typer.BadParameter(str(e), param_hint="--prompts") from None
-    capture = CaptureConfig(map_size=parse_map_size(map_size))
     try:
-        path = run_generate(texts, parse_seeds(seeds), out, model=model, steps=steps, guidance=guidance,
-                            height=height, width=width, batch_size=batch_size, capture=capture,
-                            progress=progress, device=device)
+        path = run_generate(texts, parse_seeds(seeds), out, config)
     except (ValueError, TypeError, FileNotFoundError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(code=1) from None
@@ -133,7 +112,6 @@ def generate(
 
 
 def _print_summary(path: Path, top: int = 10) -> None:
-
     s = store_summary(path, top=top)
     lemmas = ", ".join(f"{k} ({v})" for k, v in s["top_lemmas"]) or "-"
     typer.echo(
@@ -149,14 +127,12 @@ def _print_summary(path: Path, top: int = 10) -> None:
     )
 
 
-@app.command()
 def inspect(
     store: Annotated[Path, typer.Argument(help="A store made by `stablesemantics generate`.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     top: Annotated[int, typer.Option(min=1, help="How many of the most frequent lemmas to list.")] = 10,
 ) -> None:
     """Summarise a store: schema, model, images done / total, maps, most frequent chunk lemmas."""
-
     try:
         s = store_summary(store, top=top)
     except (FileNotFoundError, ValueError) as e:
@@ -166,7 +142,3 @@ def inspect(
         typer.echo(json.dumps(s, indent=2))
     else:
         _print_summary(store, top=top)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    app()
