@@ -1,7 +1,8 @@
 # StableSemantics — build, test and book.
 #
 #   make book        execute every notebook in _toc.yml (params/default.yaml) and build the book
-#   make test        unit tests + a smoke run of every notebook (params/smoke.yaml)
+#   make test        lint (ruff, import layers) + unit tests + a smoke run of every notebook (params/smoke.yaml)
+#   make lint        ruff (lint and format check) and the import-linter contracts only
 #   make notebook NB=01_generate PARAMS=smoke   execute one notebook into _build/notebooks/
 #   make model       train MicroSD, then the reference segmenter (`stablesemantics train microsd|segmenter`; hours on a CPU)
 #   make benchmarks  run every benchmarks/*.py
@@ -32,10 +33,10 @@ export MPLBACKEND := Agg
 export JUPYTER_PREFER_ENV_PATH := 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: help install test book notebook model benchmarks clean distclean
+.PHONY: help install lint test book notebook model benchmarks clean distclean
 
 help:
-	@sed -n '3,9p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,10p' Makefile | sed 's/^# \{0,1\}//'
 
 install: $(STAMP)
 
@@ -53,8 +54,15 @@ $(STAMP): pyproject.toml
 	  $(PY) -m ipykernel install --sys-prefix --name python3
 	touch $@
 
-test: $(STAMP)
+test: lint
 	$(PY) -m pytest -q
+
+# ruff lints and checks the formatting of lib, tests, benchmarks and notebooks (one config in
+# pyproject.toml); import-linter checks that imports flow one way (book/architecture.md).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 book: $(STAMP)
 	$(PY) -m stablesemantics book run --params $(PARAMS) --out _build/notebooks

@@ -95,6 +95,7 @@ def test_create_refuses_existing_and_clears_stale_partial(tmp_path: Path):
     out = tmp_path / "s.zarr"
     stale = tmp_path / "s.zarr.partial"
     stale.mkdir()
+    (stale / st._PARTIAL_MARKER).write_text("{}")  # made by the library: a killed creation
     (stale / "junk").write_text("half-created by a killed run")
     create_store(out, make_layout())
     assert not stale.exists()

@@ -1,6 +1,7 @@
 """Run the book's notebooks with papermill and stage the book sources.
 
-Used by the Makefile (`make book`, `make notebook`); also handy on its own:
+Used by the Makefile (`make book`, `make notebook`) as `stablesemantics book ...`; also handy
+on its own (`python -m stablesemantics.book` is the same command line, the typer `app` below):
 
     python -m stablesemantics.book list                          # notebooks named in _toc.yml
     python -m stablesemantics.book params 01_generate smoke      # that notebook's smoke parameters, as YAML
@@ -43,7 +44,7 @@ import typer
 import yaml
 from typer.core import TyperCommand
 
-from stablesemantics.book.glue import glue_text  # noqa: F401  (re-exported: moved to book.glue)
+from stablesemantics.book.glue import glue_text, merge_injected_parameters_file  # noqa: F401  (glue_text re-exported)
 from stablesemantics.paths import REPO_ROOT
 
 ROOT = REPO_ROOT
@@ -154,6 +155,7 @@ def stage(executed_dir: Path, dest: Path) -> Path:
             raise FileNotFoundError(f"{executed} missing: run the notebooks first (make book)")
         (dest / nb).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(executed, dest / nb)
+        merge_injected_parameters_file(dest / nb)  # the book shows one parameters cell: the values that ran
     return dest
 
 

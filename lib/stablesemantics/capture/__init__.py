@@ -37,17 +37,25 @@ torch.Size([2, 32, 24])
 
 from stablesemantics.capture.capture import CrossAttentionCapture, capture_cross_attention
 from stablesemantics.capture.config import BLOCKS, CaptureConfig, LayerInfo, cross_attention_layers, layer_grid
+from stablesemantics.capture.joint import JointAttentionCapture, joint_attention_layers
 from stablesemantics.capture.maps import chunk_maps, minmax_scale_maps, resize_maps
+from stablesemantics.capture.run import CapturedRun, attention_capture, run_with_capture, seeded_generators
 
 __all__ = [
     "BLOCKS",
     "CaptureConfig",
+    "CapturedRun",
     "CrossAttentionCapture",
+    "JointAttentionCapture",
     "LayerInfo",
+    "attention_capture",
     "capture_cross_attention",
     "chunk_maps",
     "cross_attention_layers",
+    "joint_attention_layers",
     "layer_grid",
     "minmax_scale_maps",
     "resize_maps",
+    "run_with_capture",
+    "seeded_generators",
 ]

@@ -163,6 +163,10 @@ class CrossAttentionCapture:
         sample = args[0] if args else kwargs["sample"]
         timestep = args[1] if len(args) > 1 else kwargs.get("timestep")
         t = float(timestep.flatten()[0]) if isinstance(timestep, torch.Tensor) else float(timestep)
+        self._start_call(t, (int(sample.shape[-2]), int(sample.shape[-1])))
+
+    def _start_call(self, t: float, size: tuple[int, int]) -> None:
+        """Book-keeping at every denoiser call: new pipeline call or not, guidance, grid size, step kept."""
         pipe = self._pipe
         if pipe is not None:
             n_steps = getattr(pipe, "_num_timesteps", None)
@@ -175,7 +179,6 @@ class CrossAttentionCapture:
                 self._cond_only = bool(pipe.do_classifier_free_guidance)
             except AttributeError:  # the pipeline was never called: its UNet is used directly
                 self._cond_only = False
-        size = (int(sample.shape[-2]), int(sample.shape[-1]))
         if self._latent_size is not None and size != self._latent_size and self._sum is not None:
             if pipe is not None:
                 self.reset()
@@ -223,7 +226,10 @@ class CrossAttentionCapture:
         summed = per_image.sum(dim=1, dtype=torch.float32)  # (n_images, n_queries, n_tokens)
         h, w, _ = grid
         summed = summed.transpose(1, 2).reshape(summed.shape[0], n_tokens, h, w)
-        summed = resize_maps(summed, self.map_size)
+        self._accumulate(resize_maps(summed, self.map_size), heads)
+
+    def _accumulate(self, summed: torch.Tensor, heads: int) -> None:
+        """Add head-summed maps ``(n_images, n_tokens, h, w)`` of ``heads`` heads to the running sum."""
         if self._sum is None:
             self._sum = torch.zeros_like(summed)
         elif self._sum.shape != summed.shape:

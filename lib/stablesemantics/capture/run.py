@@ -28,6 +28,7 @@ import torch
 
 from stablesemantics.capture.capture import CrossAttentionCapture
 from stablesemantics.capture.config import CaptureConfig
+from stablesemantics.capture.joint import JointAttentionCapture
 
 
 @dataclass
@@ -43,6 +44,14 @@ def seeded_generators(seeds: Sequence[int]) -> list[torch.Generator]:
     return [torch.Generator(device="cpu").manual_seed(int(s)) for s in seeds]
 
 
+def attention_capture(pipe: Any, config: CaptureConfig | None = None) -> CrossAttentionCapture:
+    """The capture for ``pipe``'s family: :class:`JointAttentionCapture` for a pipeline with a
+    ``.transformer`` (SD3, Flux), :class:`CrossAttentionCapture` for a UNet pipeline or a bare UNet."""
+    if getattr(pipe, "transformer", None) is not None:
+        return JointAttentionCapture(pipe, config)
+    return CrossAttentionCapture(pipe, config)
+
+
 def run_with_capture(
     pipe: Any,
     *args: Any,
@@ -50,16 +59,16 @@ def run_with_capture(
     seeds: Sequence[int] | None = None,
     **kwargs: Any,
 ) -> CapturedRun:
-    """Call ``pipe(*args, **kwargs)`` under :class:`CrossAttentionCapture` and return output and maps.
+    """Call ``pipe(*args, **kwargs)`` under :func:`attention_capture` and return output and maps.
 
-    ``pipe`` is a diffusers pipeline (one map per output image, classifier-free guidance's
-    unconditional half left out) or a bare ``UNet2DConditionModel`` (one map per batch item).
+    ``pipe`` is a diffusers pipeline of any family (one map per output image, classifier-free
+    guidance's unconditional half left out) or a bare ``UNet2DConditionModel`` (one map per batch item).
     ``seeds``, if given, become ``generator=`` (one CPU generator per image, see the module
     docstring); ``capture`` selects layers, steps and the map size (default: everything, at the
     latent size).
     """
     if seeds is not None:
         kwargs["generator"] = seeded_generators(seeds)
-    with CrossAttentionCapture(pipe, capture) as cap:
+    with attention_capture(pipe, capture) as cap:
         output = pipe(*args, **kwargs)
     return CapturedRun(output, cap.maps.float().cpu())

@@ -1,10 +1,11 @@
-"""Command line: ``stablesemantics generate | inspect | train | eval | book``.
+"""Command line: ``stablesemantics generate | inspect | verify | train | eval | book``.
 
 Examples (from the repository root)::
 
     stablesemantics generate --prompts prompts.txt --seeds 4 --model tiny-random \\
         --out data/stores/demo.zarr --steps 2 --height 32 --width 32
     stablesemantics inspect data/stores/demo.zarr --json
+    stablesemantics verify data/stores/demo.zarr        # checksums; names damaged batches
     stablesemantics train microsd --max-minutes 30      # then: stablesemantics train segmenter
     stablesemantics eval --quick
     stablesemantics book run --params smoke 01_generate
@@ -24,6 +25,7 @@ from stablesemantics.book.runner import app as book_app
 from stablesemantics.cli.evaluate import evaluate
 from stablesemantics.cli.generate import generate, inspect, parse_map_size, parse_seeds, read_prompts
 from stablesemantics.cli.train import app as train_app
+from stablesemantics.cli.verify import verify
 
 app = typer.Typer(
     name="stablesemantics",
@@ -35,6 +37,7 @@ app = typer.Typer(
 )
 app.command()(generate)
 app.command()(inspect)
+app.command()(verify)
 app.add_typer(train_app, name="train")
 app.command("eval")(evaluate)
 app.add_typer(book_app, name="book")

@@ -19,6 +19,7 @@ import typer
 from stablesemantics.cli.options import config_options
 from stablesemantics.generate.config import GenerationConfig
 from stablesemantics.generate.run import generate as run_generate
+from stablesemantics.store.errors import StoreLockedError, StoreWriteError
 from stablesemantics.store.read import store_summary
 
 
@@ -105,7 +106,7 @@ def generate(
         raise typer.BadParameter(str(e), param_hint="--prompts") from None
     try:
         path = run_generate(texts, parse_seeds(seeds), out, config)
-    except (ValueError, TypeError, FileNotFoundError) as e:
+    except (ValueError, TypeError, FileNotFoundError, StoreWriteError, StoreLockedError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(code=1) from None
     _print_summary(path)

@@ -29,7 +29,9 @@ def pixels_of(images: np.ndarray) -> torch.Tensor:
     return images_to_tensor(images)
 
 
-def noise_latents(pipe, latents: torch.Tensor, timestep: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def noise_latents(
+    pipe, latents: torch.Tensor, timestep: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``latents`` with Gaussian noise at ``timestep`` (the scheduler's ``add_noise``), and the timestep tensor."""
     noise = torch.randn(latents.shape, generator=generator).to(latents.device)
     t = torch.full((latents.shape[0],), int(timestep), dtype=torch.long, device=latents.device)

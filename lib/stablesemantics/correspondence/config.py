@@ -33,6 +33,8 @@ class CorrespondenceConfig:
             (the authors' code: 0.5).
         n_crops: crops of the target image whose maps are averaged at inference (paper: 20); the
             first four sit in the corners, the rest at seeded random places.
+        loss: ``"mse"`` (the paper: MSE against the peak-1 Gaussian) or ``"kl"`` (the map and the
+            Gaussian as distributions; see :func:`~stablesemantics.correspondence.optimise.map_loss`).
         init_scale: standard deviation of the random initial embedding (the paper: ``randn``).
         soft_beta: sharpness of the soft-argmax on the max-normalised map.
         batch_size: query points × restarts optimised together in one UNet batch.
@@ -51,6 +53,7 @@ class CorrespondenceConfig:
     train_crops: int = 16
     flip_prob: float = 0.5
     n_crops: int = 20
+    loss: str = "mse"
     init_scale: float = 1.0
     soft_beta: float = 50.0
     batch_size: int = 64
@@ -67,6 +70,8 @@ class CorrespondenceConfig:
             raise ValueError(f"flip_prob must be in [0, 1], got {self.flip_prob}")
         if self.sigma <= 0 or self.lr <= 0 or self.batch_size < 1:
             raise ValueError("sigma, lr and batch_size must be positive")
+        if self.loss not in ("mse", "kl"):
+            raise ValueError(f"loss must be 'mse' or 'kl', got {self.loss!r}")
         object.__setattr__(self, "blocks", tuple(self.blocks))
         if self.resolutions is not None:
             object.__setattr__(self, "resolutions", tuple(int(r) for r in self.resolutions))

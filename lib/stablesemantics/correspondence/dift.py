@@ -24,8 +24,13 @@ def dift_features(pipe, images: np.ndarray, config: DiftConfig | None = None, ba
         raise ValueError(f"up_block {config.up_block} out of range: the UNet has {len(blocks)} up blocks")
     gen = torch.Generator().manual_seed(config.seed)
     latents = encode_pixels(pipe, pixels_of(images), batch_size)
-    ids = pipe.tokenizer([config.prompt], padding="max_length", truncation=True,
-                         max_length=pipe.tokenizer.model_max_length, return_tensors="pt").input_ids
+    ids = pipe.tokenizer(
+        [config.prompt],
+        padding="max_length",
+        truncation=True,
+        max_length=pipe.tokenizer.model_max_length,
+        return_tensors="pt",
+    ).input_ids
     cond = pipe.text_encoder(ids.to(pipe.device))[0]
     kept: list[torch.Tensor] = []
     hook = blocks[config.up_block].register_forward_hook(lambda _m, _i, out: kept.append(out))
@@ -59,8 +64,8 @@ def nearest_neighbour_points(
     The source feature is sampled bilinearly at the point; the target feature map is upsampled
     bilinearly to ``size × size`` (DIFT's practice) and the best pixel centre is returned.
     """
-    pts = torch.as_tensor(np.asarray(points, dtype=np.float32)).reshape(-1, 2)
-    src = source_features[torch.as_tensor(np.asarray(source_index, dtype=np.int64))]
+    pts = torch.from_numpy(np.array(points, dtype=np.float32)).reshape(-1, 2)
+    src = source_features[torch.from_numpy(np.array(source_index, dtype=np.int64))]
     grid = (pts / size * 2 - 1).view(-1, 1, 1, 2)
     query = F.grid_sample(src, grid, mode="bilinear", align_corners=False)[:, :, 0, 0]  # (n, C)
     out = np.zeros((len(pts), 2), np.float32)

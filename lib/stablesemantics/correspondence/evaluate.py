@@ -94,8 +94,14 @@ def run_correspondence(
     return CorrespondenceRun(table, methods, maps, losses, seconds)
 
 
-def dift_sweep(pipe, queries: KeypointQueries, up_blocks: list[int], timesteps: list[int],
-               base: DiftConfig | None = None, alphas: tuple[float, ...] = ALPHAS) -> pd.DataFrame:
+def dift_sweep(
+    pipe,
+    queries: KeypointQueries,
+    up_blocks: list[int],
+    timesteps: list[int],
+    base: DiftConfig | None = None,
+    alphas: tuple[float, ...] = ALPHAS,
+) -> pd.DataFrame:
     """PCK of DIFT for every (up block, timestep): rows ``(up_block, timestep)``."""
     base = base or DiftConfig()
     q = queries.scored()
@@ -106,13 +112,20 @@ def dift_sweep(pipe, queries: KeypointQueries, up_blocks: list[int], timesteps: 
     for block in up_blocks:
         for t in timesteps:
             feats = dift_features(pipe, q.images, dataclasses.replace(base, up_block=block, timestep=t))
-            _put(table, "DIFT", nearest_neighbour_points(feats, feats, src, table.source_image, table.target_image, size))
+            _put(
+                table, "DIFT", nearest_neighbour_points(feats, feats, src, table.source_image, table.target_image, size)
+            )
             rows[(block, t)] = pck_table(table, ["DIFT"], alphas=alphas).iloc[0]
     return pd.DataFrame(rows).T.rename_axis(["up_block", "timestep"]).astype({"n": int})
 
 
-def prompt_sweep(pipe, queries: KeypointQueries, base: CorrespondenceConfig, variations: dict[str, list],
-                 alphas: tuple[float, ...] = ALPHAS) -> pd.DataFrame:
+def prompt_sweep(
+    pipe,
+    queries: KeypointQueries,
+    base: CorrespondenceConfig,
+    variations: dict[str, list],
+    alphas: tuple[float, ...] = ALPHAS,
+) -> pd.DataFrame:
     """PCK of the prompt method (argmax) when one knob of ``base`` varies at a time: rows ``(knob, value)``.
 
     ``variations`` maps a :class:`CorrespondenceConfig` field to the values to try, e.g.
@@ -154,4 +167,11 @@ def headline_numbers(run: CorrespondenceRun, alphas: tuple[float, ...] = ALPHAS)
             for a in alphas:
                 out[f"{key(m)}_pck{int(round(a * 100)):03d}_{name}"] = float(table.loc[m, f"PCK@{a:g}"])
     out["seconds_per_point"] = float(run.seconds_per_point) if run.maps.numel() else None
+    # the issue's first goal: does the method (argmax) beat every baseline on flipped same-class pairs?
+    method = key(PROMPT_METHODS[0])
+    if f"{method}_pck010_same_flipped" in out:
+        mine = out[f"{method}_pck010_same_flipped"]
+        others = [out[f"{key(b)}_pck010_same_flipped"] for b in run.methods if b not in PROMPT_METHODS]
+        out["beats_box_on_flipped"] = bool(mine > out[f"{key(BASELINES[1])}_pck010_same_flipped"])
+        out["beats_every_baseline_on_flipped"] = bool(all(mine > o for o in others))
     return out

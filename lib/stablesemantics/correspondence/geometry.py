@@ -12,7 +12,9 @@ import torch
 import torch.nn.functional as F
 
 
-def crop_boxes(n: int, size: int, fraction: float, generator: torch.Generator, corners_first: bool = False) -> torch.Tensor:
+def crop_boxes(
+    n: int, size: int, fraction: float, generator: torch.Generator, corners_first: bool = False
+) -> torch.Tensor:
     """``n`` square crop boxes ``(x0, y0, side)`` of side ``fraction * size`` inside the image, ``(n, 3)``.
 
     Positions are uniform; with ``corners_first`` the first four boxes sit in the four corners.
@@ -51,7 +53,9 @@ def crop_images(images: torch.Tensor, boxes: torch.Tensor, flips: torch.Tensor |
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-def points_to_crop(points: torch.Tensor, boxes: torch.Tensor, size: int, flips: torch.Tensor | None = None) -> torch.Tensor:
+def points_to_crop(
+    points: torch.Tensor, boxes: torch.Tensor, size: int, flips: torch.Tensor | None = None
+) -> torch.Tensor:
     """Image points ``(n, 2)`` in the coordinates of their crops (resampled to ``size``), mirrored where ``flips``.
 
     >>> points_to_crop(torch.tensor([[16.0, 8.0]]), torch.tensor([[0.0, 0.0, 32.0]]), 64, torch.tensor([True])).tolist()

@@ -76,8 +76,8 @@ def optimise_embeddings(
     gen = torch.Generator().manual_seed(config.seed)
     pixels = pixels_of(images)
     size = pixels.shape[-1]
-    points_t = torch.as_tensor(np.asarray(points, dtype=np.float32)).reshape(-1, 2)
-    image_index_t = torch.as_tensor(np.asarray(image_index, dtype=np.int64)).reshape(-1)
+    points_t = torch.from_numpy(np.array(points, dtype=np.float32)).reshape(-1, 2)
+    image_index_t = torch.from_numpy(np.array(image_index, dtype=np.int64)).reshape(-1)
     bank = _crop_bank(pipe, pixels, config, gen)
     allowed = inside_crops(points_t, bank.boxes[image_index_t])  # the crops that hold each point
     allowed[~allowed.any(1)] = True
@@ -98,6 +98,26 @@ def optimise_embeddings(
     )
 
 
+def map_loss(maps: torch.Tensor, target: torch.Tensor, kind: str = "mse") -> torch.Tensor:
+    """Per-map loss ``(n,)`` of attention maps against Gaussian targets, both ``(n, S, S)``.
+
+    ``"mse"``: the paper's mean squared error against the peak-1 Gaussian. ``"kl"``: KL divergence
+    from the Gaussian to the map, both normalised to sum 1: scale-free, so "attend nowhere" (the
+    flat minimum the MSE falls into when the learning rate is high) is no minimum.
+
+    >>> g = gaussian_maps(torch.tensor([[8.0, 8.0]]), 16, 2.0)
+    >>> float(map_loss(g, g, "mse")), round(float(map_loss(g, g, "kl")), 6)
+    (0.0, 0.0)
+    """
+    if kind == "mse":
+        return ((maps - target) ** 2).mean((1, 2))
+    if kind == "kl":
+        p = target.flatten(1) / target.flatten(1).sum(1, keepdim=True)
+        log_q = torch.log(maps.flatten(1).clamp_min(1e-12)) - torch.log(maps.flatten(1).sum(1, keepdim=True))
+        return (p * (torch.log(p.clamp_min(1e-12)) - log_q)).sum(1)
+    raise ValueError(f"loss must be 'mse' or 'kl', got {kind!r}")
+
+
 def _optimise_batch(pipe, bank: _CropBank, init, item_point, points, image_index, allowed, config, gen, size):
     """Adam on one UNet batch of conditionings; returns them and their loss at every step."""
     device = pipe.device
@@ -114,7 +134,7 @@ def _optimise_batch(pipe, bank: _CropBank, init, item_point, points, image_index
         target = gaussian_maps(target_xy, size, config.sigma * size).to(device)
         noisy, t = noise_latents(pipe, latents, config.timestep, gen)
         maps = token_attention(pipe.unet, noisy, t, emb, config.capture, config.token, size)
-        item_loss = ((maps - target) ** 2).mean((1, 2))
+        item_loss = map_loss(maps, target, config.loss)
         # the sum keeps every item's gradient what it would be alone; only the embedding's gradient is
         # computed (the UNet's weights are not touched)
         (grad,) = torch.autograd.grad(item_loss.sum(), [emb])

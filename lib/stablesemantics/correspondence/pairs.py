@@ -38,11 +38,22 @@ def mirrored_scene(scene: Scene) -> Scene:
     for o in scene.objects:
         x0, y0, x1, y1 = o.box
         kps = {k: (size - x, y, v) for k, (x, y, v) in o.keypoints.items()}
-        objects.append(dataclasses.replace(o, box=(size - x1, y0, size - x0, y1), flip=not o.flip, keypoints=kps,
-                                           centre=(size - o.centre[0], o.centre[1])))
-    return dataclasses.replace(scene, image=scene.image[:, ::-1].copy(), objects=objects,
-                               instance_mask=scene.instance_mask[:, ::-1].copy(),
-                               class_mask=scene.class_mask[:, ::-1].copy())
+        objects.append(
+            dataclasses.replace(
+                o,
+                box=(size - x1, y0, size - x0, y1),
+                flip=not o.flip,
+                keypoints=kps,
+                centre=(size - o.centre[0], o.centre[1]),
+            )
+        )
+    return dataclasses.replace(
+        scene,
+        image=scene.image[:, ::-1].copy(),
+        objects=objects,
+        instance_mask=scene.instance_mask[:, ::-1].copy(),
+        class_mask=scene.class_mask[:, ::-1].copy(),
+    )
 
 
 def candidate_objects(scenes: list[Scene], min_visible: int = 3, min_side: int = 12) -> list[tuple[int, int]]:
@@ -112,8 +123,16 @@ class KeypointQueries:
         return KeypointQueries(self.images, self.table[self.table.target_visible].reset_index(drop=True))
 
 
-def keypoint_queries(scenes: list[Scene], pairs: list[ObjectPair], kind: str = "same class") -> KeypointQueries:
-    """Every visible keypoint of each pair's source object whose part corresponds in the target object."""
+def keypoint_queries(
+    scenes: list[Scene], pairs: list[ObjectPair], kind: str | list[str] = "same class"
+) -> KeypointQueries:
+    """Every visible keypoint of each pair's source object whose part corresponds in the target object.
+
+    ``kind`` labels the pairs (one label for all, or one per pair).
+    """
+    kinds = [kind] * len(pairs) if isinstance(kind, str) else list(kind)
+    if len(kinds) != len(pairs):
+        raise ValueError(f"{len(kinds)} kinds for {len(pairs)} pairs")
     used = sorted({p[0] for p in pairs} | {p[2] for p in pairs})
     row_of = {s: k for k, s in enumerate(used)}
     rows = []
@@ -124,12 +143,24 @@ def keypoint_queries(scenes: list[Scene], pairs: list[ObjectPair], kind: str = "
             tx, ty, tv = p.keypoints[part]
             if not sv:
                 continue
-            rows.append({
-                "pair": n, "kind": kind, "flipped": o.flip != p.flip, "source_class": o.cls,
-                "target_class": p.cls, "part": part, "source_image": row_of[si], "target_image": row_of[sj],
-                "source_x": sx, "source_y": sy, "target_x": tx, "target_y": ty, "target_visible": bool(tv),
-                **{f"source_{k}": v for k, v in zip(("x0", "y0", "x1", "y1"), o.box)},
-                **{f"target_{k}": v for k, v in zip(("x0", "y0", "x1", "y1"), p.box)},
-            })
+            rows.append(
+                {
+                    "pair": n,
+                    "kind": kinds[n],
+                    "flipped": o.flip != p.flip,
+                    "source_class": o.cls,
+                    "target_class": p.cls,
+                    "part": part,
+                    "source_image": row_of[si],
+                    "target_image": row_of[sj],
+                    "source_x": sx,
+                    "source_y": sy,
+                    "target_x": tx,
+                    "target_y": ty,
+                    "target_visible": bool(tv),
+                    **{f"source_{k}": v for k, v in zip(("x0", "y0", "x1", "y1"), o.box)},
+                    **{f"target_{k}": v for k, v in zip(("x0", "y0", "x1", "y1"), p.box)},
+                }
+            )
     images = np.stack([scenes[s].image for s in used]) if used else np.zeros((0, 1, 1, 3), np.uint8)
     return KeypointQueries(images, pd.DataFrame(rows))

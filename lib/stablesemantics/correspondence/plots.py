@@ -8,8 +8,9 @@ import pandas as pd
 import torch
 
 
-def plot_transfers(images: np.ndarray, predictions: pd.DataFrame, maps: torch.Tensor, rows: list[int],
-                   method: str = "prompt (argmax)") -> plt.Figure:
+def plot_transfers(
+    images: np.ndarray, predictions: pd.DataFrame, maps: torch.Tensor, rows: list[int], method: str = "prompt (argmax)"
+) -> plt.Figure:
     """One line per query row: the source image with its point, the target image with the method's
     map (when there is one), its predicted point (×) and the true point (○)."""
     fig, axes = plt.subplots(len(rows), 2, figsize=(4.0, 2.0 * len(rows)), squeeze=False)

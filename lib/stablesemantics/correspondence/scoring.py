@@ -67,8 +67,10 @@ def pck_table(
         true = frame[["target_x", "target_y"]].to_numpy(float)
         vis = frame.target_visible.to_numpy(bool)
         rows = {
-            m: {**{f"PCK@{a:g}": pck(frame[[f"{m}_x", f"{m}_y"]].to_numpy(float), true, ref, a, vis) for a in alphas},
-                "n": int(vis.sum())}
+            m: {
+                **{f"PCK@{a:g}": pck(frame[[f"{m}_x", f"{m}_y"]].to_numpy(float), true, ref, a, vis) for a in alphas},
+                "n": int(vis.sum()),
+            }
             for m in methods
         }
         return pd.DataFrame(rows).T.rename_axis("method").astype({"n": int})

@@ -32,12 +32,12 @@ from diffusers import StableDiffusionPipeline, UNet2DConditionModel
 from transformers import CLIPTextModel
 
 from stablesemantics import world
-from stablesemantics.capture import CaptureConfig, capture_cross_attention, chunk_maps, resize_maps
+from stablesemantics.capture import CaptureConfig, chunk_maps, resize_maps, run_with_capture, seeded_generators
 from stablesemantics.evaluate.localisation import rendered_scene_maps
 from stablesemantics.evaluate.metrics import best_threshold_miou, centre_prior, grid_ceiling_maps
 from stablesemantics.evaluate.microsd_eval_scores import fidelity, generated_map_scores, markdown, own_vs_other_mass
 from stablesemantics.evaluate.segmenter import load_segmenter, predict_classes
-from stablesemantics.images import images_to_tensor, tensor_to_images
+from stablesemantics.images import images_to_tensor, images_to_uint8, tensor_to_images
 from stablesemantics.models import load_pipeline
 from stablesemantics.paths import REPO_ROOT
 from stablesemantics.prompts import token_indices_for_spans
@@ -160,17 +160,21 @@ def localisation(pipe: Any, size: int, cfg: MicroSDEvalConfig, out: dict) -> Non
     print(json.dumps(out["b_localisation"], indent=1), flush=True)
 
 
-def generate_images(pipe: Any, scenes: Sequence[world.Scene], first_seed: int, guidance_scale: float) -> np.ndarray:
-    """Images for the scenes' captions, 25 steps, one seed per prompt (``first_seed + i``), as uint8."""
-    gens = [torch.Generator().manual_seed(first_seed + i) for i in range(len(scenes))]
-    images = pipe(
-        [s.caption for s in scenes],
-        num_inference_steps=25,
-        guidance_scale=guidance_scale,
-        generator=gens,
-        output_type="np",
-    ).images
-    return (images * 255).round().astype(np.uint8)
+def generate_images(
+    pipe: Any, scenes: Sequence[world.Scene], first_seed: int, guidance_scale: float, *, capture: bool = False
+) -> tuple[np.ndarray, torch.Tensor | None]:
+    """Images for the scenes' captions, 25 steps, one seed per prompt (``first_seed + i``), as uint8.
+
+    With ``capture``, also the token maps of every image (:func:`~stablesemantics.capture.run_with_capture`);
+    without, the plain pipeline call (no capture cost) and ``None``.
+    """
+    seeds = [first_seed + i for i in range(len(scenes))]
+    call = {"prompt": [s.caption for s in scenes], "num_inference_steps": 25, "guidance_scale": guidance_scale,
+            "output_type": "np"}
+    if capture:
+        run = run_with_capture(pipe, seeds=seeds, **call)
+        return images_to_uint8(run.output.images), run.maps
+    return images_to_uint8(pipe(generator=seeded_generators(seeds), **call).images), None
 
 
 def generated(pipe: Any, size: int, cfg: MicroSDEvalConfig, out: dict) -> None:
@@ -184,8 +188,7 @@ def generated(pipe: Any, size: int, cfg: MicroSDEvalConfig, out: dict) -> None:
     images, maps, masks, pairs = [], [], [], []
     for start in range(0, n_gen, 16):
         part = gen_scenes[start : start + 16]
-        with capture_cross_attention(pipe) as cap:
-            batch = generate_images(pipe, part, start, 7.5)
+        batch, token_maps = generate_images(pipe, part, start, 7.5, capture=True)
         images.append(batch)
         pred = predict_classes(seg, batch)
         for i, scene in enumerate(part):
@@ -194,7 +197,7 @@ def generated(pipe: Any, size: int, cfg: MicroSDEvalConfig, out: dict) -> None:
             for k, obj in enumerate(scene.objects):
                 mask = pred[i] == world.CLASS_INDEX[obj.cls] + 1
                 if spans[k].indices and mask.sum() > 0:  # any pixels; c) also scores only objects a) counts as found
-                    m = chunk_maps(cap.maps[i].float(), [spans[k].indices]).numpy()
+                    m = chunk_maps(token_maps[i], [spans[k].indices]).numpy()
                     maps.append(resize_maps(torch.from_numpy(m), (size, size), antialias=False)[0].numpy())
                     masks.append(mask)
                     if mask.sum() >= min_pixels:
@@ -212,7 +215,7 @@ def generated(pipe: Any, size: int, cfg: MicroSDEvalConfig, out: dict) -> None:
     )
     out["a_fidelity"]["by_guidance_scale"] = {"7.5": {k: out["a_fidelity"][k] for k in ("recall", "colour_accuracy")}}
     for scale in (3.0, 12.0):  # is the default guidance the limit? the same prompts and seeds, other scales
-        other = np.concatenate([generate_images(pipe, gen_scenes[i : i + 16], i, scale) for i in range(0, n_gen, 16)])
+        other = np.concatenate([generate_images(pipe, gen_scenes[i : i + 16], i, scale)[0] for i in range(0, n_gen, 16)])
         score = fidelity(other, gen_scenes, predict_classes(seg, other), min_pixels)
         out["a_fidelity"]["by_guidance_scale"][str(scale)] = {k: score[k] for k in ("recall", "colour_accuracy")}
     maps, masks = np.stack(maps), np.stack(masks)

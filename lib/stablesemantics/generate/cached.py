@@ -62,7 +62,7 @@ def ensure_store(path: str | os.PathLike, make_if_missing: dict | None = None) -
 
     Without ``make_if_missing`` the store must exist and is used as it is. With it (a dict;
     keys: ``n_prompts``, ``n_seeds``, ``world_seed`` and any
-    :func:`~stablesemantics.generate.generate` argument; ``map_size`` becomes the capture's
+    :class:`~stablesemantics.generate.GenerationConfig` setting; ``map_size`` becomes the capture's
     map size), a MicroWorld store is made there with :func:`make_world_store` when none is
     there, so that a notebook runs on its own (the book, smoke tests). A store this function
     made is a cache: on every call it is checked against the spec and the model as it is now

@@ -13,6 +13,7 @@ generate`` builds its options from its fields, and a store records it (root attr
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +30,9 @@ class GenerationConfig:
     Attributes:
         model: 'microsd', 'tiny-random', a pipeline directory or a hub id (from Python also a loaded pipeline).
         steps: Denoising steps.
-        guidance: Classifier-free guidance scale.
+        guidance: Classifier-free guidance scale: a finite number >= 0. At most 1 turns guidance off
+            (diffusers' convention: the conditional prediction alone, so every value in [0, 1] makes
+            the same images); a negative one is refused, as it would silently mean the same.
         height: Image height; None = the model's.
         width: Image width; None = the model's.
         batch_size: Images per pipeline call; it also fixes the store's batch partition.
@@ -84,6 +87,10 @@ def check_config(config: GenerationConfig) -> GenerationConfig:
     guidance = config.guidance
     if isinstance(guidance, bool) or not isinstance(guidance, (int, float, np.floating, np.integer)):
         raise TypeError(f"guidance must be a number, got {type(guidance).__name__}")
+    if not math.isfinite(float(guidance)):
+        raise ValueError(f"guidance must be a finite number, got {float(guidance)}")
+    if guidance < 0:
+        raise ValueError(f"guidance must be >= 0, got {float(guidance)} (values up to 1 turn guidance off)")
     height = None if config.height is None else _check_int(config.height, "height")
     width = None if config.width is None else _check_int(config.width, "width")
     batch_size = _check_int(config.batch_size, "batch_size")

@@ -14,6 +14,7 @@ from stablesemantics.prompts.align import chunk_token_indices
 from stablesemantics.prompts.chunks import noun_chunks_many
 from stablesemantics.prompts.clean import clean_prompt, clean_prompts
 from stablesemantics.prompts.clip_tokenizer import CLIP_MAX_LENGTH, count_tokens
+from stablesemantics.prompts.segments import TokenSegment, segment_chunk_indices, too_long_for_a_segment
 from stablesemantics.store.schema import PER_IMAGE, PER_MAP, StoreLayout
 
 
@@ -96,6 +97,10 @@ def plan_generation(
 ) -> GenerationPlan:
     """Clean, dedupe, chunk and tokenise the prompts and lay out items and map rows.
 
+    ``tokenizer`` is the CLIP tokenizer whose positions index the maps, or a list of
+    :class:`~stablesemantics.prompts.segments.TokenSegment` (SDXL, SD3, Flux: see
+    :func:`stablesemantics.models.families.token_segments`).
+
     Items are prompt-major: image ``p * n_seeds + s`` is prompt ``p`` with seed ``s``.
     ``prompt_id`` is the prompt's index in ``prompts`` (the caller's list), so images can be
     joined back to the caller's metadata even when duplicates were dropped.
@@ -128,13 +133,24 @@ def plan_generation(
         cleaning = {"n_in": len(texts), "n_empty": 0, "n_duplicates": 0, "n_out": len(texts), "dedupe": False}
         prompt_ids = list(range(len(texts)))
 
-    max_len = int(getattr(tokenizer, "model_max_length", CLIP_MAX_LENGTH) or CLIP_MAX_LENGTH)
+    segments = list(tokenizer) if isinstance(tokenizer, (list, tuple)) else None
+    if segments is not None and not all(isinstance(s, TokenSegment) for s in segments):
+        raise TypeError("tokenizer must be a tokenizer or a list of TokenSegment")
+    if segments is None:
+        max_len = int(getattr(tokenizer, "model_max_length", CLIP_MAX_LENGTH) or CLIP_MAX_LENGTH)
+    else:
+        max_len = max(s.length for s in segments)
     per_prompt_chunks: list[list[dict[str, Any]]] = []
     truncated_ids: list[int] = []
     all_chunks = noun_chunks_many([c.text for c in cleaned])
     for c, pid, chunks in zip(cleaned, prompt_ids, all_chunks):
-        spans = chunk_token_indices(c.text, chunks, tokenizer, max_length=max_len) if chunks else []
-        if count_tokens(c.text, tokenizer) > max_len:
+        if segments is None:
+            spans = chunk_token_indices(c.text, chunks, tokenizer, max_length=max_len) if chunks else []
+            too_long = count_tokens(c.text, tokenizer) > max_len
+        else:
+            spans = segment_chunk_indices(c.text, chunks, segments) if chunks else []
+            too_long = too_long_for_a_segment(c.text, segments)
+        if too_long:
             truncated_ids.append(pid)
         per_prompt_chunks.append(
             [

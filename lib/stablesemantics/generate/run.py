@@ -5,8 +5,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import json
+import logging
 import os
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +32,44 @@ from stablesemantics.generate.settings import (
     _versions,
 )
 from stablesemantics.images import images_to_uint8
+from stablesemantics.models.families import attention_grid, default_image_size, describe_text, token_segments
 from stablesemantics.models.load import load_pipeline
 from stablesemantics.prompts.clean import clean_prompt
+from stablesemantics.store.errors import check_writable
+from stablesemantics.store.lock import store_lock
 from stablesemantics.store.schema import create_store
+from stablesemantics.store.verify import clear_damage, verify_store
 from stablesemantics.store.writer import StoreWriter
+
+_TRUNCATION_NOTE = "The following part of your input was truncated"
+
+
+class _DropTruncationNote(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(_TRUNCATION_NOTE)
+
+
+@contextmanager
+def _quiet_truncation(pipe: Any) -> Iterator[None]:
+    """Drop diffusers' "input was truncated" warning, which prints the whole cut-off text (a
+    100,000-character prompt whole): the plan already warns once, by prompt id."""
+    loggers = {logging.getLogger(c.__module__) for c in type(pipe).__mro__ if c.__module__.startswith("diffusers")}
+    note = _DropTruncationNote()
+    for lg in loggers:
+        lg.addFilter(note)
+    try:
+        yield
+    finally:
+        for lg in loggers:
+            lg.removeFilter(note)
 
 
 def _run_batch(pipe: Any, captions: list[str], seeds: list[int], map_tokens: list[list[tuple[int, ...]]],
                steps: int, guidance: float, height: int, width: int,
                capture: CaptureConfig) -> tuple[np.ndarray, np.ndarray]:
-    run = run_with_capture(pipe, capture=capture, seeds=seeds, prompt=captions, num_inference_steps=steps,
-                           guidance_scale=guidance, height=height, width=width, output_type="np")
+    with _quiet_truncation(pipe):
+        run = run_with_capture(pipe, capture=capture, seeds=seeds, prompt=captions, num_inference_steps=steps,
+                               guidance_scale=guidance, height=height, width=width, output_type="np")
     images = images_to_uint8(run.output.images)
     maps = [chunk_maps(run.maps[i], toks).numpy() for i, toks in enumerate(map_tokens) if toks]
     h, w = run.maps.shape[-2:]
@@ -53,6 +83,7 @@ def generate(
     config: GenerationConfig | None = None,
     *,
     attrs: dict[str, Any] | None = None,
+    verify: bool = True,
     _after_batch: Callable[[int, int], None] | None = None,
     **settings: Any,
 ) -> Path:
@@ -76,6 +107,14 @@ def generate(
         given by name; default: CUDA if available), ``progress`` (a tqdm bar over images).
     attrs : extra JSON-able root attributes for a new store (e.g. where its prompts came
         from); they may not reuse a name the library writes. Ignored when resuming.
+    verify : when resuming, first check every chunk of the store (its checksums, see
+        :func:`stablesemantics.store.verify_store`) and redo the batches that fail, with a warning
+        that names them. ``False`` skips the read (a very large store on a slow disk).
+
+    Faults: the output is checked to be writable before the model is loaded; the run holds the
+    store's writer lock (a second run on the same store fails at once with
+    :class:`~stablesemantics.store.StoreLockedError`); operating-system errors while writing come as
+    one-line :class:`~stablesemantics.store.StoreWriteError` and leave a store that resumes.
 
     The store records the whole config (root attribute ``generation_config``); a rerun resumes
     only when its config equals the recorded one, run-only settings (``progress``, ``device``:
@@ -97,29 +136,37 @@ def generate(
         if not isinstance(attrs, dict) or not all(isinstance(k, str) for k in attrs):
             raise TypeError("attrs must be a dict with str keys or None")
         try:
-            json.dumps(attrs)
+            json.dumps(attrs, allow_nan=False)
         except (TypeError, ValueError) as e:
-            raise TypeError(f"attrs must be JSON-able: {e}") from None
+            raise TypeError(f"attrs must be JSON-able (finite numbers): {e}") from None
 
     for i, t in enumerate(texts):  # fail fast, before loading a model
         if not clean_prompt(t).text.strip():
             raise ValueError(f"prompt {i} ({t!r}) is empty after cleaning")
 
+    check_writable(out if out.is_dir() else out.parent)  # before the model loads: OS errors in seconds
+    with store_lock(out):
+        return _generate_locked(texts, seed_list, out, config, attrs, verify, _after_batch)
+
+
+def _generate_locked(texts: list[str], seed_list: list[int], out: Path, config: GenerationConfig,
+                     attrs: dict[str, Any] | None, verify: bool,
+                     _after_batch: Callable[[int, int], None] | None) -> Path:
+    """:func:`generate` after its checks, holding the store's writer lock."""
     model = config.model
     if isinstance(model, (str, os.PathLike)):
         pipe = load_pipeline(model, device=config.device)
-    elif callable(model) and hasattr(model, "unet") and hasattr(model, "tokenizer"):
+    elif callable(model) and (hasattr(model, "unet") or hasattr(model, "transformer")) and hasattr(model, "tokenizer"):
         pipe = model
     else:
-        raise TypeError(f"model must be a model name / path or a StableDiffusionPipeline, got {type(model).__name__}")
+        raise TypeError(f"model must be a model name / path or a diffusers pipeline, got {type(model).__name__}")
 
-    vsf = int(getattr(pipe, "vae_scale_factor", 8))
-    default_size = int(pipe.unet.config.sample_size) * vsf
+    default_size = default_image_size(pipe)
     config = dataclasses.replace(config, height=config.height or default_size, width=config.width or default_size)
     steps, guidance, height, width = config.steps, config.guidance, config.height, config.width
     batch_size, capture = config.batch_size, config.capture
-    map_size = tuple(capture.map_size) if capture.map_size is not None else (height // vsf, width // vsf)
-    plan = plan_generation(texts, seed_list, pipe.tokenizer, image_size=(height, width), map_size=map_size,
+    map_size = tuple(capture.map_size) if capture.map_size is not None else attention_grid(pipe, height, width)
+    plan = plan_generation(texts, seed_list, token_segments(pipe), image_size=(height, width), map_size=map_size,
                            batch_size=batch_size, dedupe=config.dedupe)
     model_id = _model_id(model, pipe)
     facts = _model_facts(model_id, pipe)
@@ -134,7 +181,14 @@ def generate(
 
     first: tuple[int, int, np.ndarray, np.ndarray] | None = None
     if out.exists():
+        check = verify_store(out) if verify else None
+        if check is not None and check.fatal:
+            clear_damage(check)  # raises: nothing a rerun can redo
         _check_resumable(out, record, facts, plan)
+        if check is not None and not check.ok:
+            redo = clear_damage(check)
+            warnings.warn(f"store {out} is damaged; redoing batches {redo}: " + "; ".join(check.problems[:5])
+                          + (" ..." if len(check.problems) > 5 else ""), stacklevel=3)
     else:
         # Run the first batch before creating the store: bad settings (sizes the model cannot
         # make, a capture config it cannot honour) fail without leaving an empty store behind.
@@ -152,6 +206,7 @@ def generate(
             "cleaning": plan.cleaning, "truncated_prompt_ids": plan.truncated_prompt_ids,
             "map_rule": "mean over the chunk's tokens of the mean attention probability over "
                         "kept heads, layers and steps (conditional half under guidance)",
+            **describe_text(pipe),  # model_family, text_encoders, token_segments
         }
         clash = sorted((set(store_attrs) | {"schema_version"}) & set(attrs or {}))
         if clash:

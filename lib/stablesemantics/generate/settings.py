@@ -16,6 +16,7 @@ import torch
 
 from stablesemantics.generate.config import RUN_ONLY, GenerationConfig
 from stablesemantics.generate.plan import GenerationPlan, StoreMismatchError
+from stablesemantics.models.families import denoiser
 from stablesemantics.paths import MODEL_DIR
 from stablesemantics.store.schema import PER_IMAGE, PER_MAP, jsonable, open_store
 
@@ -32,12 +33,27 @@ def _model_id(model: Any, pipe: Any) -> str:
     return str(name) if name else f"<{type(pipe).__name__} object>"
 
 
-def _model_revision(model_id: str) -> str | None:
-    """Hub commit of a cached hub model, or a content hash of a local pipeline directory."""
+#: Files of a pipeline directory that do not change what it computes (cards, figures, training logs).
+_NOT_MODEL_SUFFIXES = frozenset({".md", ".png", ".jpg", ".svg"})
+_NOT_MODEL_FILES = frozenset({"training.json", "metrics.json"})
 
+
+def _model_revision(model_id: str) -> str | None:
+    """Hub commit of a cached hub model, or a content hash of a local pipeline directory.
+
+    The hash covers what ``from_pretrained`` reads (configs, weights, tokenizer files), not the
+    model card, figures or training logs: editing a card must not invalidate every store.
+    """
     path = MODEL_DIR / model_id if model_id == "microsd" else Path(model_id).expanduser()
     if (path / "model_index.json").is_file():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and not any(s.startswith(".") for s in p.parts))
+        files = sorted(
+            p
+            for p in path.rglob("*")
+            if p.is_file()
+            and not any(s.startswith(".") for s in p.parts)
+            and p.suffix not in _NOT_MODEL_SUFFIXES
+            and p.name not in _NOT_MODEL_FILES
+        )
         total = sum(p.stat().st_size for p in files)
         h = hashlib.sha256()
         for p in files:
@@ -92,7 +108,7 @@ def _model_facts(model_id: str, pipe: Any) -> dict[str, Any]:
             "pipeline_class": type(pipe).__name__,
             "scheduler": type(pipe.scheduler).__name__,
             "scheduler_config": sched_cfg,
-            "dtype": str(pipe.unet.dtype).removeprefix("torch."),
+            "dtype": str(denoiser(pipe).dtype).removeprefix("torch."),
         }
     )
 

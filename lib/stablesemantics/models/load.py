@@ -1,7 +1,10 @@
-"""Load a Stable Diffusion pipeline: the embedded MicroSD, a local directory, a hub id, or a tiny random one.
+"""Load a diffusion pipeline: the embedded MicroSD, a local directory, a hub id, a spec, or a tiny random one.
 
-Every model goes through the same class, :class:`diffusers.StableDiffusionPipeline`, so the capture
-and generation code is identical for the embedded model, a real checkpoint and the test pipeline.
+The pipeline class comes from the model's ``model_index.json`` (Stable Diffusion 1.x/2.x, SDXL, SD3,
+Flux, ...); MicroSD and ``"tiny-random"`` are :class:`diffusers.StableDiffusionPipeline`, so the
+capture and generation code is identical for the embedded model, a real checkpoint and the test
+pipelines. Tiny random pipelines of the other families: :mod:`stablesemantics.models.tiny`; specs
+(a base with another UNet and scheduler, e.g. SDXL-Lightning): :mod:`stablesemantics.models.spec`.
 
 Example (offline, seconds on a CPU):
 
@@ -13,15 +16,21 @@ Example (offline, seconds on a CPU):
 
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 
+import diffusers
 import torch
 from diffusers import (
+    DiffusionPipeline,
     StableDiffusionPipeline,
 )
 
 from stablesemantics.models.components import tiny_random_components
+from stablesemantics.models.families import denoiser
+from stablesemantics.models.spec import apply_spec, parse_model_spec
+from stablesemantics.models.tiny import TINY_PIPELINES
 from stablesemantics.paths import MODEL_DIR
 
 TINY_RANDOM = "tiny-random"
@@ -51,16 +60,23 @@ def load_pipeline(
     model: str | os.PathLike = MICROSD,
     device: str | torch.device | None = None,
     dtype: torch.dtype | None = None,
-) -> StableDiffusionPipeline:
-    """Load a Stable Diffusion pipeline by name, path or hub id, ready to call.
+) -> DiffusionPipeline:
+    """Load a diffusion pipeline by name, path, hub id or spec, ready to call.
 
     ``model`` is resolved in this order:
 
-    1. ``"tiny-random"``: :func:`tiny_random_components` (tests, smoke runs);
+    1. ``"tiny-random"``: :func:`tiny_random_components` (tests, smoke runs); ``"tiny-random-sd2"``,
+       ``"tiny-random-sdxl"``, ``"tiny-random-sd3"``, ``"tiny-random-flux"``: the tiny pipelines of
+       :mod:`stablesemantics.models.tiny`;
     2. ``"microsd"``: the embedded MicroSD model in the repository's ``data/models/microsd``;
-    3. a local directory holding a ``model_index.json`` (a saved diffusers pipeline);
-    4. otherwise a Hugging Face hub id such as ``"stable-diffusion-v1-5/stable-diffusion-v1-5"``
-       or ``"stabilityai/stable-diffusion-2-1-base"`` (SD 1.x and 2.x), from the local cache or the hub.
+    3. a spec ``base?unet=...&scheduler=...`` (:mod:`stablesemantics.models.spec`): ``base`` loaded as
+       here, then its UNet weights and scheduler replaced;
+    4. a local directory holding a ``model_index.json`` (a saved diffusers pipeline);
+    5. otherwise a Hugging Face hub id such as ``"stable-diffusion-v1-5/stable-diffusion-v1-5"``,
+       ``"stabilityai/stable-diffusion-xl-base-1.0"`` or ``"black-forest-labs/FLUX.1-schnell"``, from
+       the local cache or the hub.
+
+    For 3 and 4 the pipeline class is the one ``model_index.json`` names (``_class_name``).
 
     ``device`` defaults to :func:`default_device`, ``dtype`` to :func:`default_dtype` of the device
     (float16 on CUDA, float32 otherwise). The safety checker is off and the progress bar disabled.
@@ -86,8 +102,13 @@ def load_pipeline(
     if not name:
         raise ValueError("model must not be empty")
 
-    if name == TINY_RANDOM:
+    spec = parse_model_spec(name)
+    if spec is not None:
+        pipe = apply_spec(load_pipeline(spec.base, device="cpu", dtype=dtype), spec)
+    elif name == TINY_RANDOM:
         pipe = StableDiffusionPipeline(**tiny_random_components(), requires_safety_checker=False)
+    elif name in TINY_PIPELINES:
+        pipe = TINY_PIPELINES[name]()
     else:
         if name == MICROSD:
             path = MODEL_DIR / MICROSD
@@ -108,7 +129,7 @@ def load_pipeline(
             pipe = _from_pretrained(str(path), dtype)
         else:
             pipe = _from_pretrained(name, dtype)
-    if pipe.unet.dtype != dtype:  # from_pretrained already loaded in dtype; the tiny one is float32
+    if denoiser(pipe).dtype != dtype:  # from_pretrained already loaded in dtype; the tiny ones are float32
         pipe = pipe.to(dtype=dtype)
     pipe = pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
@@ -133,7 +154,16 @@ def _dtype_kwarg() -> str:
 _DTYPE_KWARG = _dtype_kwarg()
 
 
-def _from_pretrained(name: str, dtype: torch.dtype) -> StableDiffusionPipeline:
+def _pipeline_class(name: str) -> type:
+    """The pipeline class that ``name``'s ``model_index.json`` names (local directory, cache or hub)."""
+    class_name = DiffusionPipeline.load_config(name).get("_class_name")
+    cls = getattr(diffusers, str(class_name), None)
+    if not (isinstance(cls, type) and issubclass(cls, DiffusionPipeline)):
+        raise ValueError(f"model {name!r}: its model_index.json names {class_name!r}, not a diffusers pipeline")
+    return cls
+
+
+def _from_pretrained(name: str, dtype: torch.dtype) -> DiffusionPipeline:
     # Import lazily: the error classes moved between huggingface_hub versions.
     from huggingface_hub import errors as hf_errors
 
@@ -151,14 +181,15 @@ def _from_pretrained(name: str, dtype: torch.dtype) -> StableDiffusionPipeline:
         if hasattr(hf_errors, cls)
     )
     try:
-        return StableDiffusionPipeline.from_pretrained(
-            name, **{_DTYPE_KWARG: dtype}, safety_checker=None, requires_safety_checker=False
-        )
+        cls = _pipeline_class(name)
+        if "safety_checker" in inspect.signature(cls.__init__).parameters:
+            return cls.from_pretrained(name, **{_DTYPE_KWARG: dtype}, safety_checker=None, requires_safety_checker=False)
+        return cls.from_pretrained(name, **{_DTYPE_KWARG: dtype})
     except (OSError, *not_found) as err:
         if os.path.isdir(name):
             raise  # a local pipeline that fails to load is a different problem: show it as it is
         raise ModelNotFoundError(
             f"model {name!r} could not be found: it is not 'tiny-random', 'microsd', a local directory "
-            f"with a model_index.json, nor a Stable Diffusion repository in the local Hugging Face cache "
+            f"with a model_index.json, nor a diffusers pipeline repository in the local Hugging Face cache "
             f"or on the hub (offline, or no such id?). Underlying error: {type(err).__name__}: {err}"
         ) from err

@@ -5,7 +5,8 @@ less of its surroundings (:mod:`.views`); when the task is unknown the views are
 dissimilarity (:mod:`.select`). A small model fuses the views with their t and reads the
 region's class, colour, size, relation and a short caption (:mod:`.model`); it trains on random
 views of rendered MicroWorld regions with exact labels (:mod:`.data`, :mod:`.train`) and is scored
-as a function of t (:mod:`.evaluate`). The chapter is ``notebooks/08_regions.ipynb``.
+as a function of t (:mod:`.evaluate`), and its headline numbers are read from those tables
+(:mod:`.headline`). The chapter is ``notebooks/08_regions.ipynb``.
 """
 
 from stablesemantics.regions.data import (
@@ -32,6 +33,14 @@ from stablesemantics.regions.evaluate import (
     predict,
     start_meteor,
     t_sweep,
+)
+from stablesemantics.regions.headline import (
+    HEADLINE_TS,
+    headline_numbers,
+    headline_view_sets,
+    metric_key,
+    sweep_points,
+    sweep_value,
 )
 from stablesemantics.regions.model import (
     CaptionDecoder,
@@ -71,6 +80,7 @@ __all__ = [
     "CANDIDATE_TS",
     "CAPTION_METRICS",
     "CLASS_NAMES",
+    "HEADLINE_TS",
     "COLOUR_NAMES",
     "RELATIONS",
     "SIZE_NAMES",
@@ -97,7 +107,10 @@ __all__ = [
     "evaluate_view_sets",
     "fixed_view_sets",
     "generated_regions",
+    "headline_numbers",
+    "headline_view_sets",
     "meteor_available",
+    "metric_key",
     "paper_finding",
     "phash_bits",
     "phash_scores",
@@ -109,6 +122,8 @@ __all__ = [
     "sample_views",
     "select_views",
     "start_meteor",
+    "sweep_points",
+    "sweep_value",
     "t_embedding",
     "t_sweep",
     "train_region_model",

@@ -73,6 +73,17 @@ class Regions:
     def __len__(self) -> int:
         return len(self.boxes)
 
+    def head(self, n: int) -> Regions:
+        """The first ``n`` regions (all images kept: ``image_index`` still points into them)."""
+        return Regions(
+            self.images,
+            self.image_index[:n],
+            self.boxes[:n],
+            {k: v[:n] for k, v in self.labels.items()},
+            self.captions[:n],
+            source=self.source,
+        )
+
 
 def _centre(box: Sequence[float]) -> tuple[float, float]:
     return (box[0] + box[2]) / 2, (box[1] + box[3]) / 2

@@ -122,6 +122,10 @@ class ViewBank:
     def __len__(self) -> int:
         return len(self.pixels)
 
+    def head(self, n: int) -> ViewBank:
+        """The views of the first ``n`` regions (the same grid of ``t``)."""
+        return ViewBank(self.pixels[:n], self.masks[:n], self.ts)
+
     @property
     def size(self) -> int:
         return int(self.pixels.shape[2])

@@ -42,6 +42,27 @@ Crash safety. A run can be killed (SIGKILL, OOM, a preempted Colab) at any momen
   never half-created.
 * ``done`` is written last, so an item is done only when its image and maps are on disk.
 
+Faults.
+
+* One writer at a time: :func:`generate <stablesemantics.generate.generate>` and
+  :func:`create_store` hold the store's writer lock (:func:`store_lock`: ``fcntl.flock`` on
+  ``<name>.lock`` next to the store, released by the operating system when the writer dies, so
+  a killed writer never leaves it stuck). A second writer fails at once with
+  :class:`StoreLockedError`, which names the store and the running writer's pid and host.
+* The library deletes only what it made: a ``<name>.partial`` directory is marked by a
+  ``.stablesemantics-partial`` file while a store is being built; an unmarked one (yours) is
+  never removed (``FileExistsError``).
+* Operating-system errors (a read-only or full disk, no permission, a path under a regular
+  file) come as :class:`StoreWriteError` (an ``OSError``) with a one-line message naming the
+  path; the store stays valid and the same run resumes once the cause is fixed.
+* Checksums: every chunk of every array of a store made by this version ends with a crc32c
+  (zarr's ``crc32c`` codec after ``zstd``), so flipped or truncated bytes are found, never read
+  as values: :func:`verify_store` (``stablesemantics verify STORE``) names each damaged batch
+  and ``generate`` redoes them when it resumes (:func:`clear_damage`). The values are those of
+  a store without checksums, but each chunk's file bytes gain 4 bytes. Stores made before have
+  no chunk checksums; their schema is unchanged (``SCHEMA_VERSION`` stays 1), this library reads
+  and resumes them as they are, and there ``verify`` finds only chunks that no longer decompress.
+
 Example
 -------
 >>> import tempfile, numpy as np
@@ -61,6 +82,8 @@ Example
 
 from stablesemantics.store.atomic import AtomicLocalStore, remove_temporary_files
 from stablesemantics.store.blocks import image_table, iter_map_blocks, map_table, open_group, read_maps
+from stablesemantics.store.errors import StoreLockedError, StoreWriteError, check_writable
+from stablesemantics.store.lock import lock_path, store_lock
 from stablesemantics.store.read import store_summary, to_xarray
 from stablesemantics.store.schema import (
     PER_IMAGE,
@@ -71,6 +94,7 @@ from stablesemantics.store.schema import (
     jsonable,
     open_store,
 )
+from stablesemantics.store.verify import StoreCheck, clear_damage, verify_store
 from stablesemantics.store.writer import StoreWriter, map_rows
 
 __all__ = [
@@ -78,18 +102,26 @@ __all__ = [
     "PER_IMAGE",
     "PER_MAP",
     "SCHEMA_VERSION",
+    "StoreCheck",
     "StoreLayout",
+    "StoreLockedError",
+    "StoreWriteError",
     "StoreWriter",
+    "check_writable",
+    "clear_damage",
     "create_store",
     "image_table",
     "iter_map_blocks",
     "jsonable",
+    "lock_path",
     "map_rows",
     "map_table",
     "open_group",
     "open_store",
     "read_maps",
     "remove_temporary_files",
+    "store_lock",
     "store_summary",
     "to_xarray",
+    "verify_store",
 ]

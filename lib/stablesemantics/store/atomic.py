@@ -12,9 +12,15 @@ from typing import Any
 
 from zarr.storage import LocalStore
 
+from stablesemantics.store.errors import StoreWriteError
+
 _TMP_SUFFIX = ".sstmp"
-# our temporary files, and zarr's own LocalStore temporaries (``<key>.<uuid hex>.partial``)
-_TMP_PATTERNS = (re.compile(r"^\..+\.[0-9a-f]{32}\.sstmp$"), re.compile(r".*\.[0-9a-f]{32}\.partial$"))
+#: marks a ``<store>.partial`` directory as made by this library (see ``create_store``)
+_PARTIAL_MARKER = ".stablesemantics-partial"
+# our temporary files, zarr's own LocalStore temporaries (``<key>.<uuid hex>.partial``), and the
+# creation marker of a store whose creation was killed between its rename and the marker's removal
+_TMP_PATTERNS = (re.compile(r"^\..+\.[0-9a-f]{32}\.sstmp$"), re.compile(r".*\.[0-9a-f]{32}\.partial$"),
+                 re.compile("^" + re.escape(_PARTIAL_MARKER) + "$"))
 
 
 def _quiet(fn):
@@ -99,7 +105,12 @@ class AtomicLocalStore(LocalStore):
         self._check_writable()
         if not isinstance(key, str):
             raise TypeError(f"key must be str, got {type(key).__name__}")
-        _atomic_write_bytes(self.root / key, _buffer_bytes(value), exclusive=exclusive, fsync=self.fsync)
+        try:
+            _atomic_write_bytes(self.root / key, _buffer_bytes(value), exclusive=exclusive, fsync=self.fsync)
+        except FileExistsError:
+            raise
+        except OSError as e:  # a full or read-only disk, no permission: one line naming the file
+            raise StoreWriteError.from_os_error(e, self.root / key) from e
 
     async def set(self, key: str, value: Any) -> None:  # noqa: D102
         if not self._is_open:
@@ -135,6 +146,9 @@ def remove_temporary_files(root: str | Path) -> int:
     n = 0
     for p in Path(root).rglob("*"):
         if p.is_file() and any(pat.match(p.name) for pat in _TMP_PATTERNS):
-            p.unlink(missing_ok=True)
+            try:
+                p.unlink(missing_ok=True)
+            except OSError as e:
+                raise StoreWriteError.from_os_error(e, p) from e
             n += 1
     return n

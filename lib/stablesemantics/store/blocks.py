@@ -60,8 +60,9 @@ class _ShardReader:
     """Reads rows of a sharded 3-D zarr array, decoding shard files directly when it can.
 
     The fast path needs: a local store, one sharding codec with chunks of one row, inner codecs
-    exactly ``bytes`` (little endian) + ``zstd``, index codecs ``bytes`` + ``crc32c`` at the end.
-    That is the layout :mod:`stablesemantics.store` writes; anything else goes through zarr.
+    exactly ``bytes`` (little endian) + ``zstd`` (+ ``crc32c``, checked here as zarr checks it),
+    index codecs ``bytes`` + ``crc32c`` at the end. That is the layout :mod:`stablesemantics.store`
+    writes (with the chunk checksum since it has one); anything else goes through zarr.
     """
 
     def __init__(self, array) -> None:
@@ -71,6 +72,7 @@ class _ShardReader:
             np.dtype(array.dtype.to_native_dtype())
         self.rows_per_shard = int(array.shards[0]) if getattr(array, "shards", None) else int(array.chunks[0])
         self.root = self._fast_root(array)
+        self.crc = self.root is not None and len(array.metadata.codecs[0].codecs) == 3
         if self.root is not None:
             from numcodecs import Zstd
 
@@ -90,7 +92,8 @@ class _ShardReader:
             sc = codecs[0]
             inner, index = sc.codecs, sc.index_codecs
             ok = (tuple(sc.chunk_shape) == (1, *a.shape[1:])
-                  and len(inner) == 2 and isinstance(inner[0], BytesCodec) and isinstance(inner[1], ZstdCodec)
+                  and len(inner) in (2, 3) and isinstance(inner[0], BytesCodec) and isinstance(inner[1], ZstdCodec)
+                  and (len(inner) == 2 or isinstance(inner[2], Crc32cCodec))
                   and str(getattr(inner[0].endian, "value", inner[0].endian)) == "little"
                   and len(index) == 2 and isinstance(index[0], BytesCodec) and isinstance(index[1], Crc32cCodec)
                   and str(getattr(sc.index_location, "value", sc.index_location)) == "end"
@@ -130,6 +133,10 @@ class _ShardReader:
         item = int(np.prod(self.shape[1:]))
         flat = out.reshape(stop - start, item)
         dec = self._zstd.decode
+        if self.crc:
+            import google_crc32c
+
+            crc = google_crc32c.value
         for k in range(start // S, (stop - 1) // S + 1):
             lo, hi = max(start, k * S), min(stop, (k + 1) * S)
             shard = self._shard(k)
@@ -143,6 +150,13 @@ class _ShardReader:
             for r, (off, nb) in zip(range(lo, hi), index[lo - k * S: hi - k * S].tolist()):
                 if off == empty:
                     flat[r - start] = self.fill
+                elif self.crc:
+                    chunk = raw[off: off + nb - 4]
+                    if crc(chunk) != int.from_bytes(raw[off + nb - 4: off + nb], "little"):
+                        raise ValueError(f"row {r} of {self.array.path!r} is corrupt (crc32c mismatch in "
+                                         f"{self.root / self.array.metadata.encode_chunk_key((k, 0, 0))}); "
+                                         "run `stablesemantics verify` on the store")
+                    flat[r - start] = np.frombuffer(dec(chunk), dtype=dt, count=item)
                 else:
                     flat[r - start] = np.frombuffer(dec(buf[off: off + nb]), dtype=dt, count=item)
         return out

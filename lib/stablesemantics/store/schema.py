@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import os
+import re
 import shutil
+import socket
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,8 +16,11 @@ from typing import Any
 
 import numpy as np
 import zarr
+from zarr.codecs import Crc32cCodec, ZstdCodec
 
-from stablesemantics.store.atomic import AtomicLocalStore, _quiet, remove_temporary_files
+from stablesemantics.store.atomic import _PARTIAL_MARKER, AtomicLocalStore, _quiet, remove_temporary_files
+from stablesemantics.store.errors import StoreWriteError
+from stablesemantics.store.lock import store_lock
 
 SCHEMA_VERSION = 1
 """Version of the store layout this library writes and reads."""
@@ -23,6 +30,9 @@ _INDEX_CHUNK = 2**16  # elements per chunk of the 1-D index arrays
 PER_IMAGE = ("prompt_id", "prompt", "caption", "seed", "noun_chunks")
 PER_MAP = ("map_image", "map_chunk", "map_lemma", "map_token_indices")
 _STR_ARRAYS = {"prompt", "caption", "noun_chunks", "map_chunk", "map_lemma", "map_token_indices"}
+# zarr's default compressor (zstd level 0, no frame checksum) followed by a crc32c of every chunk:
+# the values are those of a store without it; each chunk's file bytes gain a 4-byte checksum
+_COMPRESSORS = (ZstdCodec(level=0, checksum=False), Crc32cCodec())
 
 
 # --------------------------------------------------------------------------- layout / create
@@ -121,18 +131,58 @@ def create_store(path: str | Path, layout: StoreLayout, attrs: dict[str, Any] | 
     The store is built in ``<path>.partial`` and renamed to ``path`` only when complete,
     so ``path`` either does not exist or is a whole store. ``attrs`` (JSON-able) are added
     to the root attributes next to ``schema_version``. Raises ``FileExistsError`` if
-    ``path`` exists. A stale ``<path>.partial`` from a killed creation is removed
-    (one creator at a time).
+    ``path`` exists. Creation holds the store's writer lock (:func:`~stablesemantics.store.store_lock`:
+    a second creator fails at once with :class:`~stablesemantics.store.StoreLockedError`). The
+    ``.partial`` directory is marked as the library's (a ``.stablesemantics-partial`` file written
+    first, removed once the store is in place); a stale marked one from a killed creation is
+    removed, an unmarked one (not ours) is never deleted: ``FileExistsError``. Operating-system
+    errors come as one-line :class:`~stablesemantics.store.StoreWriteError`.
 
     Example: see the module docstring.
     """
     path = Path(path)
-    if path.exists():
-        raise FileExistsError(f"{path} already exists; not overwriting it")
-    tmp = path.with_name(path.name + ".partial")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.parent.mkdir(parents=True, exist_ok=True)
+    with store_lock(path):
+        if path.exists():
+            raise FileExistsError(f"{path} already exists; not overwriting it")
+        tmp = path.with_name(path.name + ".partial")
+        _remove_stale_partial(tmp)
+        try:
+            tmp.parent.mkdir(parents=True, exist_ok=True)
+            tmp.mkdir()
+            info = {"pid": os.getpid(), "host": socket.gethostname(),
+                    "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+            (tmp / _PARTIAL_MARKER).write_text(json.dumps(info))
+            _build(tmp, layout, attrs)
+            os.rename(tmp, path)  # atomic; the layout is complete
+            (path / _PARTIAL_MARKER).unlink()  # a stray one (killed just here) goes with the temporaries
+        except OSError as e:
+            raise StoreWriteError.from_os_error(e, tmp) from e
+    return path
+
+
+def _remove_stale_partial(tmp: Path) -> None:
+    """Delete ``tmp`` if it is a creation of ours that was killed (marked, or empty); refuse otherwise."""
+    if not os.path.lexists(tmp):
+        return
+    if tmp.is_dir() and not tmp.is_symlink():
+        if (tmp / _PARTIAL_MARKER).is_file():
+            try:
+                shutil.rmtree(tmp)
+            except OSError as e:
+                raise StoreWriteError.from_os_error(e, tmp) from e
+            return
+        if not any(tmp.iterdir()):  # killed between mkdir and marker: nothing to lose
+            tmp.rmdir()
+            return
+    raise FileExistsError(
+        f"{tmp} exists and was not made by stablesemantics (no {_PARTIAL_MARKER} marker); it is where "
+        f"a new store is built before it is renamed to {tmp.name.removesuffix('.partial')}. "
+        "Move or delete it yourself, or choose another `out`."
+    )
+
+
+def _build(tmp: Path, layout: StoreLayout, attrs: dict[str, Any] | None) -> None:
+    """Write the whole layout of a new store into directory ``tmp``."""
     store = AtomicLocalStore(tmp)
     root_attrs = {"schema_version": SCHEMA_VERSION, **jsonable(attrs or {})}
     root_attrs["schema_version"] = SCHEMA_VERSION
@@ -143,12 +193,12 @@ def create_store(path: str | Path, layout: StoreLayout, attrs: dict[str, Any] | 
     B = layout.batch_size
     g.create_array("images", shape=(n, h, w, 3), dtype="uint8", chunks=(1, h, w, 3),
                    shards=(layout.images_per_shard, h, w, 3), fill_value=0,
-                   dimension_names=("image", "y", "x", "channel"))
+                   dimension_names=("image", "y", "x", "channel"), compressors=_COMPRESSORS)
     g.create_array("maps", shape=(m, mh, mw), dtype="float16", chunks=(1, mh, mw),
                    shards=(layout.maps_per_shard, mh, mw), fill_value=0.0,
-                   dimension_names=("map", "map_y", "map_x"))
-    g.create_array("done", shape=(n,), dtype="bool", chunks=(B,),
-                   shards=(layout.images_per_shard,), fill_value=False, dimension_names=("image",))
+                   dimension_names=("map", "map_y", "map_x"), compressors=_COMPRESSORS)
+    g.create_array("done", shape=(n,), dtype="bool", chunks=(B,), shards=(layout.images_per_shard,),
+                   fill_value=False, dimension_names=("image",), compressors=_COMPRESSORS)
     for names, dim, size in ((PER_IMAGE, "image", n), (PER_MAP, "map", m)):
         for name in names:
             values = getattr(layout, name)
@@ -157,12 +207,12 @@ def create_store(path: str | Path, layout: StoreLayout, attrs: dict[str, Any] | 
             else:
                 data, dtype, fill = np.asarray(values, dtype=np.int64).reshape(size), "int64", 0
             a = g.create_array(name, shape=(size,), dtype=dtype, chunks=(max(1, min(size, _INDEX_CHUNK)),),
-                               fill_value=fill, dimension_names=(dim,))
+                               fill_value=fill, dimension_names=(dim,), compressors=_COMPRESSORS)
             if size:
                 a[:] = data
-    zarr.consolidate_metadata(store)
-    os.rename(tmp, path)  # atomic; the layout is complete
-    return path
+    with warnings.catch_warnings():  # the creation marker is no zarr object, and is removed after the rename
+        warnings.filterwarnings("ignore", message=".*" + re.escape(_PARTIAL_MARKER) + ".*")
+        zarr.consolidate_metadata(store)
 
 
 # --------------------------------------------------------------------------- open / validate
