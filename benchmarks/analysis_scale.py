@@ -121,11 +121,19 @@ def build_store(path: Path, n_maps: int, seed: int = 0) -> dict:
     n_images = len(pids)
     lemmas = np.asarray(names, dtype=object)[cls].tolist()
     layout = StoreLayout(
-        image_size=(8, 8), map_size=(SIZE, SIZE), batch_size=4096,
-        prompt_id=pids.tolist(), prompt=[f"prompt {p}" for p in pids], caption=[f"prompt {p}" for p in pids],
-        seed=(np.arange(n_images) % 4).tolist(), noun_chunks=["[]"] * n_images,
-        map_image=map_image.tolist(), map_chunk=[f"a {x}" for x in lemmas], map_lemma=lemmas,
-        map_token_indices=["[1]"] * n_maps)
+        image_size=(8, 8),
+        map_size=(SIZE, SIZE),
+        batch_size=4096,
+        prompt_id=pids.tolist(),
+        prompt=[f"prompt {p}" for p in pids],
+        caption=[f"prompt {p}" for p in pids],
+        seed=(np.arange(n_images) % 4).tolist(),
+        noun_chunks=["[]"] * n_images,
+        map_image=map_image.tolist(),
+        map_chunk=[f"a {x}" for x in lemmas],
+        map_lemma=lemmas,
+        map_token_indices=["[1]"] * n_maps,
+    )
     if path.exists():
         shutil.rmtree(path)
     create_store(path, layout, {"model": "synthetic", "synthetic": {"n_maps": n_maps, "seed": seed}})
@@ -148,9 +156,15 @@ def build_store(path: Path, n_maps: int, seed: int = 0) -> dict:
     g = open_store(path)
     for r, m in sample.items():  # read back through zarr itself
         np.testing.assert_array_equal(g["maps"][r], m)
-    return {"n_maps": n_maps, "n_images": n_images, "n_prompts": int(pids.max()) + 1, "classes": len(names),
-            "rows_per_shard": S, "build_s": round(time.perf_counter() - t0, 1),
-            "bytes": sum(p.stat().st_size for p in path.rglob("*") if p.is_file())}
+    return {
+        "n_maps": n_maps,
+        "n_images": n_images,
+        "n_prompts": int(pids.max()) + 1,
+        "classes": len(names),
+        "rows_per_shard": S,
+        "build_s": round(time.perf_counter() - t0, 1),
+        "bytes": sum(p.stat().st_size for p in path.rglob("*") if p.is_file()),
+    }
 
 
 # --------------------------------------------------------------------------- the measurement
@@ -183,13 +197,16 @@ def measure(path: Path) -> dict:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
     total = sum(v["wall_s"] for v in steps.values())
     return {
-        "n_maps": n_maps, "steps": steps, "total_wall_s": round(total, 2),
+        "n_maps": n_maps,
+        "steps": steps,
+        "total_wall_s": round(total, 2),
         "total_cpu_s": round(sum(v["cpu_s"] for v in steps.values()), 2),
         "maps_per_s_maps_pass": round(n_maps / steps["maps"]["wall_s"]),
         "maps_per_s_maps_pass_cpu": round(n_maps / steps["maps"]["cpu_s"]),
         "maps_per_s_total": round(n_maps / total),
         "peak_rss_mb": round(peak / 2**20, 1),
-        "n_maps_in_spatial": int(st.n_maps_read), "n_pairs": int(ov.pairs["n"].sum()),
+        "n_maps_in_spatial": int(st.n_maps_read),
+        "n_pairs": int(ov.pairs["n"].sum()),
         "recovered_vs_true_mean_y_r": round(r, 5),
         "fast_reader": bool(_ShardReader(store.open_group(path)["maps"]).fast),
     }
@@ -210,8 +227,11 @@ def main(argv: list[str] | None = None) -> dict:
     store = args.store or Path(str(DEFAULT_STORE).format(n=args.n_maps))
     built = None
     meta = store / "zarr.json"
-    if args.rebuild or not meta.exists() or json.loads(meta.read_text())["attributes"].get("synthetic", {}).get(
-            "n_maps") != args.n_maps:
+    if (
+        args.rebuild
+        or not meta.exists()
+        or json.loads(meta.read_text())["attributes"].get("synthetic", {}).get("n_maps") != args.n_maps
+    ):
         print(f"building {store} ...", flush=True)
         built = build_store(store, args.n_maps)
         print(json.dumps(built), flush=True)
@@ -219,13 +239,21 @@ def main(argv: list[str] | None = None) -> dict:
     cmd = [sys.executable, __file__, "--measure", str(store)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     res = json.loads(out.stdout.strip().splitlines()[-1])
-    result = {"benchmark": "analysis_scale", "store": built or {"n_maps": args.n_maps, "reused": str(store)},
-              **res, "cpus": os.cpu_count(), "load_avg_1min_at_start": round(load, 2),
-              "platform": platform.platform(), "python": platform.python_version(),
-              "command": "python benchmarks/analysis_scale.py " + " ".join(a for a in (argv or sys.argv[1:]))}
-    result["targets"] = {"total_wall_s_max": 300, "peak_rss_mb_max": 2048,
-                         "met": bool(res["total_wall_s"] - res["steps"]["table"]["wall_s"] <= 300
-                                     and res["peak_rss_mb"] <= 2048)}
+    result = {
+        "benchmark": "analysis_scale",
+        "store": built or {"n_maps": args.n_maps, "reused": str(store)},
+        **res,
+        "cpus": os.cpu_count(),
+        "load_avg_1min_at_start": round(load, 2),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "command": "python benchmarks/analysis_scale.py " + " ".join(a for a in (argv or sys.argv[1:])),
+    }
+    result["targets"] = {
+        "total_wall_s_max": 300,
+        "peak_rss_mb_max": 2048,
+        "met": bool(res["total_wall_s"] - res["steps"]["table"]["wall_s"] <= 300 and res["peak_rss_mb"] <= 2048),
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "analysis_scale.json").write_text(json.dumps(result, indent=1) + "\n")
     s = res["steps"]

@@ -45,9 +45,14 @@ def time_single(n: int, size: int, repeats: int) -> dict:
         render_scenes(n, seed=r, config=cfg)
         walls.append(time.perf_counter() - w0)
         cpus.append(time.process_time() - c0)
-    return {"size": size, "n": n, "repeats": repeats,
-            "scenes_per_s_wall": n / min(walls), "scenes_per_s_cpu": n / min(cpus),
-            "ms_per_scene_wall": 1000 * min(walls) / n}
+    return {
+        "size": size,
+        "n": n,
+        "repeats": repeats,
+        "scenes_per_s_wall": n / min(walls),
+        "scenes_per_s_cpu": n / min(cpus),
+        "ms_per_scene_wall": 1000 * min(walls) / n,
+    }
 
 
 def time_pool(n: int, size: int, workers: int) -> dict:
@@ -79,24 +84,35 @@ def main(argv: list[str] | None = None) -> dict:
         "benchmark": "world_speed",
         "single_process": single,
         "pool": pools,
-        "machine": {"cpus": os.cpu_count(), "load_avg_1min_at_start": load,
-                    "python": platform.python_version(), "numpy": np.__version__,
-                    "processor": platform.processor() or platform.machine()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_avg_1min_at_start": load,
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "processor": platform.processor() or platform.machine(),
+        },
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "world_speed.json").write_text(json.dumps(result, indent=2))
-    lines = ["| image size | processes | scenes/s (wall) | scenes/s (CPU time) | ms/scene (wall) |",
-             "|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| image size | processes | scenes/s (wall) | scenes/s (CPU time) | ms/scene (wall) |",
+        "|---:|---:|---:|---:|---:|",
+    ]
     for r in single:
-        lines.append(f"| {r['size']} | 1 | {r['scenes_per_s_wall']:.0f} | {r['scenes_per_s_cpu']:.0f} "
-                     f"| {r['ms_per_scene_wall']:.2f} |")
+        lines.append(
+            f"| {r['size']} | 1 | {r['scenes_per_s_wall']:.0f} | {r['scenes_per_s_cpu']:.0f} "
+            f"| {r['ms_per_scene_wall']:.2f} |"
+        )
     for r in pools:
-        lines.append(f"| {r['size']} | {r['workers']} | {r['scenes_per_s_wall']:.0f} | | "
-                     f"{1000 / r['scenes_per_s_wall']:.2f} |")
-    md = ("# MicroWorld rendering speed\n\n" + "\n".join(lines) + "\n\n"
-          f"{os.cpu_count()} CPUs, 1-min load average {load:.1f} at start "
-          "(a loaded machine lowers the wall-clock numbers).\n")
+        lines.append(
+            f"| {r['size']} | {r['workers']} | {r['scenes_per_s_wall']:.0f} | | {1000 / r['scenes_per_s_wall']:.2f} |"
+        )
+    md = (
+        "# MicroWorld rendering speed\n\n" + "\n".join(lines) + "\n\n"
+        f"{os.cpu_count()} CPUs, 1-min load average {load:.1f} at start "
+        "(a loaded machine lowers the wall-clock numbers).\n"
+    )
     (args.out / "world_speed.md").write_text(md)
     print(md)
     return result

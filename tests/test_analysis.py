@@ -13,15 +13,22 @@ import pytest
 
 from stablesemantics import analysis, generate, store
 from stablesemantics.analysis import labels as analysis_labels
+from stablesemantics.store import StoreLayout, StoreWriter, create_store, open_store, store_summary
 from stablesemantics.store import blocks as store_blocks
 from stablesemantics.store import schema as store_schema
-from stablesemantics.store import StoreLayout, StoreWriter, create_store, open_store, store_summary
 from stablesemantics.world import CLASS_INDEX, world_prompts
 
 
-def build_store(path: Path, images: list[list[tuple[str, np.ndarray]]], *, attrs: dict | None = None,
-                prompt_ids: list[int] | None = None, captions: list[str] | None = None,
-                done: list[bool] | None = None, batch_size: int = 1) -> Path:
+def build_store(
+    path: Path,
+    images: list[list[tuple[str, np.ndarray]]],
+    *,
+    attrs: dict | None = None,
+    prompt_ids: list[int] | None = None,
+    captions: list[str] | None = None,
+    done: list[bool] | None = None,
+    batch_size: int = 1,
+) -> Path:
     """A store without a model: ``images[i]`` lists (lemma, map) of image i."""
     n = len(images)
     h, w = next(m.shape for im in images for _, m in im)
@@ -32,15 +39,25 @@ def build_store(path: Path, images: list[list[tuple[str, np.ndarray]]], *, attrs
     for im in images:
         entries = []
         for lem, _ in im:
-            entries.append({"text": f"a {lem}", "lemma": lem, "start": 0, "end": 1, "tokens": [1],
-                            "truncated": False, "map": row})
+            entries.append(
+                {"text": f"a {lem}", "lemma": lem, "start": 0, "end": 1, "tokens": [1], "truncated": False, "map": row}
+            )
             row += 1
         chunks.append(json.dumps(entries))
-    layout = StoreLayout(image_size=(8, 8), map_size=(h, w), batch_size=batch_size,
-                         prompt_id=prompt_ids if prompt_ids is not None else list(range(n)), prompt=caps,
-                         caption=caps, seed=[0] * n, noun_chunks=chunks, map_image=map_image,
-                         map_chunk=[f"a {x}" for x in lemmas], map_lemma=lemmas,
-                         map_token_indices=["[1]"] * len(lemmas))
+    layout = StoreLayout(
+        image_size=(8, 8),
+        map_size=(h, w),
+        batch_size=batch_size,
+        prompt_id=prompt_ids if prompt_ids is not None else list(range(n)),
+        prompt=caps,
+        caption=caps,
+        seed=[0] * n,
+        noun_chunks=chunks,
+        map_image=map_image,
+        map_chunk=[f"a {x}" for x in lemmas],
+        map_lemma=lemmas,
+        map_token_indices=["[1]"] * len(lemmas),
+    )
     create_store(path, layout, attrs or {})
     writer = StoreWriter(path)
     if done is None:  # one write: much faster than one per image
@@ -173,20 +190,27 @@ def world_store(path: Path, n: int = 12, seed: int = 3, map_size: int = 16, n_se
     for pid, s in enumerate(scenes):
         entries = []
         for o in s.objects:
-            entries.append((o.noun, analysis.downsample_mask(s.class_mask == CLASS_INDEX[o.cls] + 1,
-                                                       (map_size, map_size)).astype(np.float32)))
+            entries.append(
+                (
+                    o.noun,
+                    analysis.downsample_mask(s.class_mask == CLASS_INDEX[o.cls] + 1, (map_size, map_size)).astype(
+                        np.float32
+                    ),
+                )
+            )
         entries.append(("masterpiece", np.ones((map_size, map_size), np.float32)))
         for _ in range(n_seeds):
             images.append(entries)
             pids.append(pid)
     info = {"generator": "stablesemantics.world.world_prompts", "n": n, "seed": seed, "config": {}}
-    return build_store(path, images, attrs={"world": info}, prompt_ids=pids,
-                       captions=[prompts[p] for p in pids])
+    return build_store(path, images, attrs={"world": info}, prompt_ids=pids, captions=[prompts[p] for p in pids])
 
 
 def test_world_store_truth_equals_maps_made_from_truth(tmp_path):
     path = world_store(tmp_path / "w.zarr")
-    assert analysis.is_world_store(path) and not analysis.is_world_store(build_store(tmp_path / "o.zarr", [[("a", np.ones((2, 2)))]]))
+    assert analysis.is_world_store(path) and not analysis.is_world_store(
+        build_store(tmp_path / "o.zarr", [[("a", np.ones((2, 2)))]])
+    )
     labels = analysis.map_labels(path)
     t = store.map_table(path)
     assert set(labels[t["lemma"] == "masterpiece"]) == {None}
@@ -200,11 +224,13 @@ def test_world_store_truth_equals_maps_made_from_truth(tmp_path):
     objs = analysis.world_objects(path)
     assert 2 * len(objs) == sum(x is not None for x in labels)  # one row per object; 2 images per prompt
     mean_cy = objs.groupby("cls")["cy"].mean()
-    per_prompt = truth.per_map.assign(pid=t["prompt_id"].to_numpy()[truth.per_map["row"]],
-                                      label=truth.per_map["label"].astype(str))
+    per_prompt = truth.per_map.assign(
+        pid=t["prompt_id"].to_numpy()[truth.per_map["row"]], label=truth.per_map["label"].astype(str)
+    )
     per_prompt = per_prompt.drop_duplicates(["pid", "label"]).groupby("label")["cy"].mean()
-    pd.testing.assert_series_equal(per_prompt.sort_index(), mean_cy.sort_index(), check_names=False,
-                                   check_dtype=False, atol=0.02)
+    pd.testing.assert_series_equal(
+        per_prompt.sort_index(), mean_cy.sort_index(), check_names=False, check_dtype=False, atol=0.02
+    )
 
 
 def test_world_labels_and_categories():
@@ -230,8 +256,19 @@ def test_world_prompts_are_deterministic():
 def test_make_world_store_records_how_to_rerender(tiny_pipe, tmp_path):
     from stablesemantics.capture import CaptureConfig
 
-    path = generate.make_world_store(tmp_path / "w.zarr", 3, 2, world_seed=5, model=tiny_pipe, steps=1, height=32,
-                               width=32, batch_size=6, capture=CaptureConfig(map_size=(4, 4)), progress=False)
+    path = generate.make_world_store(
+        tmp_path / "w.zarr",
+        3,
+        2,
+        world_seed=5,
+        model=tiny_pipe,
+        steps=1,
+        height=32,
+        width=32,
+        batch_size=6,
+        capture=CaptureConfig(map_size=(4, 4)),
+        progress=False,
+    )
     g = open_store(path)
     assert analysis.world_info(path)["seed"] == 5 and analysis.world_info(path)["n"] == 3
     assert g["prompt_id"][:].tolist() == [0, 0, 1, 1, 2, 2]
@@ -259,7 +296,7 @@ def test_cooccurrence_and_pmi():
 
 def test_rank_correlation():
     a = pd.DataFrame(np.arange(16).reshape(4, 4), index=list("wxyz"), columns=list("wxyz"))
-    r = analysis.rank_correlation(a, a ** 2)
+    r = analysis.rank_correlation(a, a**2)
     assert r["spearman"] == pytest.approx(1) and r["n_pairs"] == 6
     assert analysis.rank_correlation(a, -a)["spearman"] == pytest.approx(-1)
 
@@ -338,8 +375,10 @@ def test_text_embeddings_tfidf_and_projection():
 def test_map_statistics_one_pass_equals_two(tmp_path, small_shards):
     rng = np.random.default_rng(3)
     names = ["sun", "dog", "tree", None]
-    images = [[(names[j], rng.random((4, 4)).astype(np.float32)) for j in rng.permutation(4)[: rng.integers(1, 5)]]
-              for _ in range(9)]
+    images = [
+        [(names[j], rng.random((4, 4)).astype(np.float32)) for j in rng.permutation(4)[: rng.integers(1, 5)]]
+        for _ in range(9)
+    ]
     images = [[(lab or "style", m) for lab, m in im] for im in images]
     path = build_store(tmp_path / "s.zarr", images)
     t = store.map_table(path)
@@ -368,7 +407,9 @@ def test_world_chunk_misses_say_which_objects_no_chunk_names_and_why(tmp_path, m
     prompts = analysis.prompt_table(path)
     chunks = analysis.chunk_table(prompts)
     first = analysis.world_objects(path).iloc[0]
-    lost = (chunks["prompt_id"] == first["prompt_id"]) & (analysis.world_labels(chunks["lemma"].to_numpy()) == first["cls"])
+    lost = (chunks["prompt_id"] == first["prompt_id"]) & (
+        analysis.world_labels(chunks["lemma"].to_numpy()) == first["cls"]
+    )
     assert lost.sum() == 1
     misses = analysis.world_chunk_misses(path, chunks[~lost])
     assert misses[["prompt_id", "cls", "kind"]].values.tolist() == [[first["prompt_id"], first["cls"], "parser"]]
@@ -384,7 +425,15 @@ def test_world_chunk_misses_say_which_objects_no_chunk_names_and_why(tmp_path, m
 
 
 def test_ensure_store_rebuilds_its_own_stale_cache_and_never_a_users_store(tmp_path):
-    spec = {"n_prompts": 3, "n_seeds": 1, "model": "tiny-random", "steps": 2, "height": 32, "width": 32, "map_size": [8, 8]}
+    spec = {
+        "n_prompts": 3,
+        "n_seeds": 1,
+        "model": "tiny-random",
+        "steps": 2,
+        "height": 32,
+        "width": 32,
+        "map_size": [8, 8],
+    }
     path = generate.ensure_store(tmp_path / "cache.zarr", spec)
     assert dict(store.open_group(path).attrs)[generate.CACHE_ATTR] is True
     first = store_summary(path)
@@ -396,6 +445,8 @@ def test_ensure_store_rebuilds_its_own_stale_cache_and_never_a_users_store(tmp_p
         generate.ensure_store(path, spec | {"steps": 3})  # as after new weights or settings
     assert dict(store.open_group(path).attrs)["steps"] == 3 and store_summary(path)["n_done"] == 3
 
-    mine = generate.make_world_store(tmp_path / "mine.zarr", 3, 1, model="tiny-random", steps=2, height=32, width=32, progress=False)
+    mine = generate.make_world_store(
+        tmp_path / "mine.zarr", 3, 1, model="tiny-random", steps=2, height=32, width=32, progress=False
+    )
     assert generate.ensure_store(mine, spec | {"steps": 3}) == mine  # not made by ensure_store: used as it is
     assert dict(store.open_group(mine).attrs)["steps"] == 2

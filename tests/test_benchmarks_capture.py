@@ -47,8 +47,19 @@ def test_faster_than_daam_says_when_it_cannot_tell(bench):
 
 
 def test_memory_flatness_is_judged_against_plain(bench):
-    setup = bench.Setup(name="t", description="", builder="tiny", device="cpu", dtype="float32", height=8,
-                        width=8, steps=1, repeats=1, output_type="np", memory_steps=(10, 50))
+    setup = bench.Setup(
+        name="t",
+        description="",
+        builder="tiny",
+        device="cpu",
+        dtype="float32",
+        height=8,
+        width=8,
+        steps=1,
+        repeats=1,
+        output_type="np",
+        memory_steps=(10, 50),
+    )
     rows = [
         {"mode": "plain", "steps": 10, "peak_over_before_mb": 20.0},
         {"mode": "plain", "steps": 50, "peak_over_before_mb": 21.0},

@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from stablesemantics import evaluate, training
+from stablesemantics import evaluate, training, world
 from stablesemantics.images import resize_images
-from stablesemantics import world
 
 
 def test_tokenize_and_vocabulary_round_trip():
@@ -42,8 +41,9 @@ def test_small_captioner_learns_a_tiny_set():
     images = world.stack_images(scenes)
     captions = [s.caption for s in scenes]
     vocab = evaluate.Vocabulary.from_captions(captions)
-    cfg = training.CaptionerTraining(steps=60, batch=4, lr=3e-3, image_size=16, width=8, d_model=32, layers=1,
-                                max_len=12, device="cpu")
+    cfg = training.CaptionerTraining(
+        steps=60, batch=4, lr=3e-3, image_size=16, width=8, d_model=32, layers=1, max_len=12, device="cpu"
+    )
     model = training.train_captioner(cfg, images, captions, vocab=vocab)
     out = evaluate.caption_images(model, images)
     assert len(out) == 4 and all(isinstance(c, str) for c in out)

@@ -30,9 +30,16 @@ def _run(pipe, prompts=PROMPTS, seeds=(0, 1), steps=2, guidance=True, **kwargs):
     if flux and guidance:  # Flux's guidance is true CFG: a second transformer call per step
         kwargs.update(true_cfg_scale=2.0, negative_prompt=["blurry"] * len(prompts))
     kwargs.setdefault("guidance_scale", 5.0 if guidance and not flux else 1.0)
-    return pipe(prompts, num_inference_steps=steps, height=kwargs.pop("height", HEIGHT),
-                width=kwargs.pop("width", WIDTH), max_sequence_length=T5_LENGTH, output_type="np",
-                generator=[torch.Generator().manual_seed(s) for s in seeds], **kwargs).images
+    return pipe(
+        prompts,
+        num_inference_steps=steps,
+        height=kwargs.pop("height", HEIGHT),
+        width=kwargs.pop("width", WIDTH),
+        max_sequence_length=T5_LENGTH,
+        output_type="np",
+        generator=[torch.Generator().manual_seed(s) for s in seeds],
+        **kwargs,
+    ).images
 
 
 @pytest.mark.parametrize("guidance", [True, False])
@@ -85,8 +92,17 @@ def test_batch_equals_single_runs(pipe):
 
 def test_map_size_and_capture_restored(pipe):
     before = {n: type(m.processor) for n, m in pipe.transformer.named_modules() if hasattr(m, "processor")}
-    run = run_with_capture(pipe, PROMPTS[:1], seeds=[0], capture=CaptureConfig(map_size=(8, 6)), num_inference_steps=2,
-                           height=HEIGHT, width=WIDTH, max_sequence_length=T5_LENGTH, output_type="np")
+    run = run_with_capture(
+        pipe,
+        PROMPTS[:1],
+        seeds=[0],
+        capture=CaptureConfig(map_size=(8, 6)),
+        num_inference_steps=2,
+        height=HEIGHT,
+        width=WIDTH,
+        max_sequence_length=T5_LENGTH,
+        output_type="np",
+    )
     assert run.maps.shape[-2:] == (8, 6)
     after = {n: type(m.processor) for n, m in pipe.transformer.named_modules() if hasattr(m, "processor")}
     assert before == after
@@ -104,9 +120,12 @@ def test_memory_at_4096_image_tokens_grows_by_the_text_block_only():
     n_text, side = 128, 64
     ids = torch.stack(torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij"), -1).reshape(-1, 2)
     inputs = dict(
-        hidden_states=torch.randn(1, side * side, 16), encoder_hidden_states=torch.randn(1, n_text, 32),
-        pooled_projections=torch.randn(1, 32), timestep=torch.tensor([0.5]),
-        img_ids=torch.cat([torch.zeros(side * side, 1), ids.float()], dim=1), txt_ids=torch.zeros(n_text, 3),
+        hidden_states=torch.randn(1, side * side, 16),
+        encoder_hidden_states=torch.randn(1, n_text, 32),
+        pooled_projections=torch.randn(1, 32),
+        timestep=torch.tensor([0.5]),
+        img_ids=torch.cat([torch.zeros(side * side, 1), ids.float()], dim=1),
+        txt_ids=torch.zeros(n_text, 3),
         return_dict=False,
     )
     with torch.no_grad():
@@ -121,9 +140,11 @@ def test_memory_at_4096_image_tokens_grows_by_the_text_block_only():
     growth = captured.peak - plain.peak
     block = side * side * n_text * 4  # one head's text block, 2 MiB
     full = (side * side + n_text) ** 2 * 4  # one head's full joint matrix, 68 MiB
-    print(f"plain peak {plain.peak / 2**20:.1f} MiB, capture peak {captured.peak / 2**20:.1f} MiB, "
-          f"growth {growth / 2**20:.1f} MiB (running sum {running_sum / 2**20:.1f} MiB), "
-          f"full softmax reference peak {materialised.peak / 2**20:.1f} MiB")
+    print(
+        f"plain peak {plain.peak / 2**20:.1f} MiB, capture peak {captured.peak / 2**20:.1f} MiB, "
+        f"growth {growth / 2**20:.1f} MiB (running sum {running_sum / 2**20:.1f} MiB), "
+        f"full softmax reference peak {materialised.peak / 2**20:.1f} MiB"
+    )
     assert growth <= running_sum + 3 * block + 2**20
     assert growth < full / 4
     assert materialised.peak - plain.peak > full  # the meter sees a full matrix when one is made

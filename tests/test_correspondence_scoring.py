@@ -8,12 +8,14 @@ import pytest
 import torch
 
 from stablesemantics.correspondence import (
+    best_and_worst,
     box_centre,
     headline_numbers,
     keypoint_queries,
     mirrored_scene,
     pck,
     pck_table,
+    point_errors,
     reference_sizes,
     same_place_in_box,
     sample_pairs,
@@ -143,3 +145,18 @@ def test_headline_numbers_split_by_kind_and_flip():
     assert h["box_centre_pck010_all"] == pytest.approx(2 / 3)
     assert h["box_centre_pck005_same_flipped"] == 1.0 and h["box_centre_pck005_same_unflipped"] == 0.0
     assert h["n_cross"] == 1 and h["seconds_per_point"] is None
+
+
+def test_point_errors_and_the_best_and_worst_queries():
+    pred = pd.DataFrame(
+        {"m_x": [0.0, 3.0, 1.0, 9.0, 0.0], "m_y": [0.0, 4.0, 0.0, 0.0, 1.0], "target_x": 0.0, "target_y": 0.0},
+        index=[10, 11, 12, 13, 14],
+    )
+    errors = point_errors(pred, "m")
+    assert errors.tolist() == [0.0, 5.0, 1.0, 9.0, 1.0]
+    # two best (ties in table order), then the two worst in increasing error
+    assert best_and_worst(errors, 4) == [10, 12, 11, 13]
+    assert best_and_worst(errors, 5) == [10, 12, 11, 13]
+    # at least one of each, even for n < 2; nothing for no queries
+    assert best_and_worst(errors, 1) == [10, 13]
+    assert best_and_worst(errors.iloc[:0], 4) == []

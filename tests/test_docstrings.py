@@ -15,7 +15,9 @@ import pytest
 import stablesemantics
 
 MODULES = sorted(
-    m.name for m in pkgutil.walk_packages(stablesemantics.__path__, "stablesemantics.") if not m.name.endswith("__main__")
+    m.name
+    for m in pkgutil.walk_packages(stablesemantics.__path__, "stablesemantics.")
+    if not m.name.endswith("__main__")
 )
 
 
@@ -27,4 +29,6 @@ def test_the_package_has_modules():
 def test_docstring_examples(name):
     module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, report=False)
-    assert result.failed == 0, f"{result.failed} of {result.attempted} docstring examples of {name} fail (run doctest on it)"
+    assert result.failed == 0, (
+        f"{result.failed} of {result.attempted} docstring examples of {name} fail (run doctest on it)"
+    )

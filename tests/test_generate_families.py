@@ -26,8 +26,18 @@ PROMPTS = ["a red car on a street", "a small dog"]
     ],
 )
 def test_generate_with_each_family(tmp_path, name, family, grid, segments):
-    out = generate(PROMPTS, [0], tmp_path / "s.zarr", model=name, steps=2, height=64, width=48,
-                   batch_size=2, device="cpu", progress=False)
+    out = generate(
+        PROMPTS,
+        [0],
+        tmp_path / "s.zarr",
+        model=name,
+        steps=2,
+        height=64,
+        width=48,
+        batch_size=2,
+        device="cpu",
+        progress=False,
+    )
     g = open_store(out, "r")
     attrs = dict(g.attrs)
     assert attrs["model_family"] == family
@@ -42,7 +52,19 @@ def test_generate_with_each_family(tmp_path, name, family, grid, segments):
         assert all(min(t) < 77 <= max(t) for t in tokens)
     # the stored map is the chunk map of a direct capture of the same image
     pipe = load_pipeline(name, device="cpu", dtype=torch.float32)
-    run = run_with_capture(pipe, prompt=PROMPTS[:1], seeds=[0], num_inference_steps=2, guidance_scale=7.5,
-                           height=64, width=48, output_type="np")
-    np.testing.assert_allclose(np.asarray(g["maps"][0], np.float32),
-                               chunk_maps(run.maps[0], [tokens[0]]).numpy()[0].astype(np.float16), rtol=0, atol=1e-3)
+    run = run_with_capture(
+        pipe,
+        prompt=PROMPTS[:1],
+        seeds=[0],
+        num_inference_steps=2,
+        guidance_scale=7.5,
+        height=64,
+        width=48,
+        output_type="np",
+    )
+    np.testing.assert_allclose(
+        np.asarray(g["maps"][0], np.float32),
+        chunk_maps(run.maps[0], [tokens[0]]).numpy()[0].astype(np.float16),
+        rtol=0,
+        atol=1e-3,
+    )

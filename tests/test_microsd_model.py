@@ -41,7 +41,9 @@ def test_weights_are_small_safetensors_with_a_card():
     assert not any(p.suffix in (".bin", ".pt", ".ckpt") for p in files)
     assert "## Measured" in (MODEL / "README.md").read_text()
     training = json.loads((MODEL / "training.json").read_text())
-    assert training["config"]["seed"] == 0 and training["kept_step"] in [h["step"] for h in training["localisation_history"]]
+    assert training["config"]["seed"] == 0 and training["kept_step"] in [
+        h["step"] for h in training["localisation_history"]
+    ]
 
 
 def test_loads_offline_as_a_standard_pipeline(pipe):
@@ -57,7 +59,12 @@ def test_cross_attention_at_two_resolutions_and_capture_is_deterministic(pipe):
 
     def run():
         with capture_cross_attention(pipe) as cap:
-            image = pipe("a red car on a street", num_inference_steps=3, generator=torch.Generator().manual_seed(4), output_type="np").images
+            image = pipe(
+                "a red car on a street",
+                num_inference_steps=3,
+                generator=torch.Generator().manual_seed(4),
+                output_type="np",
+            ).images
         return image, cap.maps
 
     image, maps = run()

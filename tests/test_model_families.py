@@ -48,7 +48,10 @@ def test_tiny_pipelines_load_by_name_with_their_family(pipes):
     assert attention_grid(pipes["tiny-random-sd3"], 64, 48) == (16, 12)
     assert attention_grid(pipes["tiny-random-flux"], 64, 48) == (16, 12)
     assert describe_text(pipes["tiny-random-sd3"])["text_encoders"] == [
-        "CLIPTextModelWithProjection", "CLIPTextModelWithProjection", "T5EncoderModel"]
+        "CLIPTextModelWithProjection",
+        "CLIPTextModelWithProjection",
+        "T5EncoderModel",
+    ]
 
 
 def test_a_saved_pipeline_loads_with_the_class_its_model_index_names(pipes, tmp_path):

@@ -93,8 +93,13 @@ def _tags(cell) -> set[str]:
 
 
 def _sections(nb) -> list[str]:
-    return [line[3:].strip() for c in nb.cells if c.cell_type == "markdown"
-            for line in c.source.splitlines() if line.startswith("## ")]
+    return [
+        line[3:].strip()
+        for c in nb.cells
+        if c.cell_type == "markdown"
+        for line in c.source.splitlines()
+        if line.startswith("## ")
+    ]
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
@@ -172,7 +177,12 @@ def test_runner_executes_a_notebook_and_records_its_time(tmp_path, monkeypatch):
     monkeypatch.setenv("JUPYTER_PREFER_ENV_PATH", "1")
     out = tmp_path / "executed"
     headline = tmp_path / "00.json"
-    assert book.main(["run", "--params", "smoke", "--out", str(out), "00_microworld", "--", "-p", "out_json", str(headline)]) == 0
+    assert (
+        book.main(
+            ["run", "--params", "smoke", "--out", str(out), "00_microworld", "--", "-p", "out_json", str(headline)]
+        )
+        == 0
+    )
     executed = nbformat.read(out / "00_microworld.ipynb", as_version=4)
     assert any(c.cell_type == "code" and c.outputs for c in executed.cells)
     timings = json.loads((out / "timings.json").read_text())
@@ -231,7 +241,14 @@ def _literal(source: str):
 
 def test_glue_text_formats_numbers_and_missing_values():
     texts = book.glue_text("sx", {"r": 0.91234, "n": 12, "none": None, "nan": float("nan"), "name": "otsu", "ok": True})
-    assert texts == {"sx_r": "0.912", "sx_n": "12", "sx_none": "n/a", "sx_nan": "n/a", "sx_name": "otsu", "sx_ok": "True"}
+    assert texts == {
+        "sx_r": "0.912",
+        "sx_n": "12",
+        "sx_none": "n/a",
+        "sx_nan": "n/a",
+        "sx_name": "otsu",
+        "sx_ok": "True",
+    }
 
 
 FREE_TEXT_PROMPTS = [
@@ -253,8 +270,18 @@ def free_text_store(tmp_path_factory):
     from stablesemantics.generate import generate
 
     out = tmp_path_factory.mktemp("free") / "free.zarr"
-    return generate(FREE_TEXT_PROMPTS, 2, out, model="tiny-random", steps=1, height=32, width=32,
-                    batch_size=16, capture=CaptureConfig(map_size=(8, 8)), progress=False)
+    return generate(
+        FREE_TEXT_PROMPTS,
+        2,
+        out,
+        model="tiny-random",
+        steps=1,
+        height=32,
+        width=32,
+        batch_size=16,
+        capture=CaptureConfig(map_size=(8, 8)),
+        progress=False,
+    )
 
 
 @pytest.mark.parametrize("stem", ["02_semantics", "03_spatial", "04_cooccurrence"])
@@ -265,9 +292,15 @@ def test_analysis_notebook_runs_unchanged_on_a_free_text_store(stem, free_text_s
     params.update(store=str(free_text_store), make_store_if_missing=None, out_json=str(tmp_path / "h.json"))
     if "min_maps" in _params(ROOT / "notebooks" / f"{stem}.ipynb"):
         params["min_maps"] = 1
-    pm.execute_notebook(str(ROOT / "notebooks" / f"{stem}.ipynb"), str(tmp_path / f"{stem}.ipynb"),
-                        parameters=params, kernel_name="python3", cwd=str(ROOT), progress_bar=False,
-                        execution_timeout=600)
+    pm.execute_notebook(
+        str(ROOT / "notebooks" / f"{stem}.ipynb"),
+        str(tmp_path / f"{stem}.ipynb"),
+        parameters=params,
+        kernel_name="python3",
+        cwd=str(ROOT),
+        progress_bar=False,
+        execution_timeout=600,
+    )
     headline = json.loads((tmp_path / "h.json").read_text())
     assert headline.get("world_store") is False, "a free-text store has no MicroWorld truth"
     text = json.dumps(headline)

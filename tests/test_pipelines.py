@@ -10,9 +10,15 @@ import pytest
 import torch
 from diffusers import DDIMScheduler, StableDiffusionPipeline
 
+from stablesemantics.models import (
+    ModelNotFoundError,
+    default_device,
+    default_dtype,
+    load_pipeline,
+    tiny_random_components,
+)
 from stablesemantics.models import components as models_components
 from stablesemantics.models import load as models_load
-from stablesemantics.models import ModelNotFoundError, default_device, default_dtype, load_pipeline, tiny_random_components
 
 
 def generate(pipe, seed=0):
@@ -28,8 +34,16 @@ def generate(pipe, seed=0):
 
 def test_tiny_random_components_are_identical_every_call():
     a, b = tiny_random_components(), tiny_random_components()
-    assert set(a) == {"unet", "vae", "text_encoder", "tokenizer", "scheduler", "safety_checker",
-                      "feature_extractor", "image_encoder"}
+    assert set(a) == {
+        "unet",
+        "vae",
+        "text_encoder",
+        "tokenizer",
+        "scheduler",
+        "safety_checker",
+        "feature_extractor",
+        "image_encoder",
+    }
     for name in ("unet", "vae", "text_encoder"):
         sa, sb = a[name].state_dict(), b[name].state_dict()
         assert sa.keys() == sb.keys()

@@ -49,10 +49,17 @@ def test_plot_image_maps_one_panel_per_map():
 
 def test_plot_store_grid_from_store(tmp_path):
     layout = StoreLayout(
-        image_size=(8, 8), map_size=(2, 2), batch_size=2,
-        prompt_id=[0, 1], prompt=["a cat", "a dog on a mat"], caption=["a cat", "a dog on a mat"],
-        seed=[0, 0], noun_chunks=["[]", "[]"],
-        map_image=[0, 1, 1], map_chunk=["a cat", "a dog", "a mat"], map_lemma=["cat", "dog", "mat"],
+        image_size=(8, 8),
+        map_size=(2, 2),
+        batch_size=2,
+        prompt_id=[0, 1],
+        prompt=["a cat", "a dog on a mat"],
+        caption=["a cat", "a dog on a mat"],
+        seed=[0, 0],
+        noun_chunks=["[]", "[]"],
+        map_image=[0, 1, 1],
+        map_chunk=["a cat", "a dog", "a mat"],
+        map_lemma=["cat", "dog", "mat"],
         map_token_indices=["[2]", "[2]", "[5]"],
     )
     path = create_store(tmp_path / "s.zarr", layout, {"model": "none"})

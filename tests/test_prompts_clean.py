@@ -1,10 +1,11 @@
-"""Tests of stablesemantics.prompts: cleaning (flags, weights, LoRA tags, URLs, unicode) and deduplication."""
+"""Tests of stablesemantics.prompts: cleaning (flags, weights, prompt editing, LoRA tags, URLs, HTML, unicode) and
+deduplication. The spaCy pipeline comes from the ``nlp`` fixture (tests/conftest.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from stablesemantics.prompts import CleanedPrompt, clean_prompt, clean_prompts
+from stablesemantics.prompts import CleanedPrompt, clean_prompt, clean_prompts, noun_chunks
 
 
 @pytest.mark.parametrize(
@@ -99,3 +100,91 @@ def test_clean_prompts_dedupes_after_cleaning():
         clean_prompts("a cat")
     with pytest.raises(TypeError):
         clean_prompts(["a cat", 3])  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize(
+    "raw, text",
+    [
+        ("a blue sky BREAK, a green tree", "a blue sky, a green tree"),
+        ("a blue sky BREAK,a green tree", "a blue sky, a green tree"),
+        ("(a cat)BREAK(a dog)", "(a cat), (a dog)"),
+        ("BREAKFAST on a table", "BREAKFAST on a table"),  # only the word itself
+    ],
+)
+def test_clean_break_next_to_punctuation(raw, text):
+    c = clean_prompt(raw)
+    assert c.text == text
+    assert "BREAK" not in c.text.split()
+
+
+@pytest.mark.parametrize(
+    "raw, text, kind",
+    [
+        # [from:to:when]: the side used for more of the steps stays (from at half or more)
+        ("a [dog:cat:0.3] in a park", "a cat in a park", "editing"),
+        ("a [dog:cat:0.7] in a park", "a dog in a park", "editing"),
+        ("a [dog:cat:0.5] in a park", "a dog in a park", "editing"),
+        # a step number counts against the web UI's default of 20 steps
+        ("a [dog:cat:15] in a park", "a dog in a park", "editing"),
+        ("a [dog:cat:4] in a park", "a cat in a park", "editing"),
+        # [to:when] adds, [from::when] removes
+        ("a [red:0.2] car", "a red car", "editing"),
+        ("a [red:0.9] car", "a car", "editing"),
+        ("a [fog::0.8] forest", "a fog forest", "editing"),
+        ("a [fog::0.2] forest", "a forest", "editing"),
+        # alternation: the first option stays
+        ("a [cow|horse] in a field", "a cow in a field", "alternation"),
+        ("a [cow | horse | pig] in a field", "a cow in a field", "alternation"),
+        # nesting and weights inside
+        ("a [(fluffy cat:1.2):dog:0.6]", "a fluffy cat", "editing"),
+        ("a [[red|blue] car:bus:0.2]", "a bus", "editing"),
+    ],
+)
+def test_clean_prompt_editing_and_alternation(raw, text, kind):
+    c = clean_prompt(raw)
+    assert c.text == text
+    assert kind in c.removed_kinds
+    assert not set(c.text) & set("[]|:")
+
+
+def test_clean_square_brackets_that_are_not_editing_are_unwrapped():
+    assert clean_prompt("a [cat] on a [[mat]]").text == "a cat on a mat"
+    assert clean_prompt("a [cat] on a [[mat]]").removed_counts == {"weight": 3}
+    assert clean_prompt("a [cat:dog:later] x").text == "a cat:dog:later x"  # no number: not editing
+    assert clean_prompt("a [unclosed cat").text == "a unclosed cat"
+
+
+def test_clean_html_tags_and_entities():
+    c = clean_prompt("a cat &amp; a dog<br>a <b>red</b> car, <i>caf&eacute;</i> &quot;x&quot; &#233;")
+    assert c.text == 'a cat & a dog, a red car, café "x" é'
+    assert set(c.removed_kinds) == {"html"}
+    assert clean_prompt('<p>a dog</p><p>a cat</p> <a href="https://x.org">link</a>').text == "a dog, a cat, link"
+    assert clean_prompt("a tree<!-- note --> in snow&nbsp;&nbsp;").text == "a tree in snow"
+    assert clean_prompt("&lt;lora:cute:0.8&gt; a cat").text == "a cat"  # escaped web-UI syntax
+    # not HTML: an unknown entity, "<" as text, a textual inversion token
+    assert clean_prompt("fish &chips; a <3 heart").text == "fish &chips; a <3 heart"
+    assert clean_prompt("a photo of <cat-toy> on a mat").text == "a photo of <cat-toy> on a mat"
+
+
+@pytest.mark.parametrize(
+    "raw, text",
+    [
+        ("a cat:1.2, a dog", "a cat, a dog"),
+        ("a (dog:1.2 in a park", "a dog in a park"),
+        ("a dog:1.2) in a park", "a dog in a park"),
+        ("a cat: 1.2", "a cat"),
+        ("a cat :0.5, a dog:.8", "a cat, a dog"),
+        # not weights: times, ratios, a colon before words
+        ("a clock at 10:30, ratio 16:9", "a clock at 10:30, ratio 16:9"),
+        ("note: 5 cats on a mat", "note: 5 cats on a mat"),
+    ],
+)
+def test_clean_weights_left_without_brackets(raw, text):
+    assert clean_prompt(raw).text == text
+
+
+def test_leftover_weights_reach_no_chunk(nlp):
+    for raw in ("a cat:1.2, a dog", "a (dog:1.2 in a park", "a [cow|horse]:1.1 BREAK, a tree"):
+        text = clean_prompt(raw).text
+        for chunk in noun_chunks(text, nlp):
+            assert not any(ch.isdigit() or ch in ":[]|()" for ch in chunk.text + chunk.lemma), (raw, chunk)

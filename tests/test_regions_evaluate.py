@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+
 from stablesemantics import world
 from stablesemantics.regions.data import (
     RELATIONS,
@@ -115,9 +116,7 @@ def test_caption_metrics_known_answers():
     assert perfect["BLEU-4"] == pytest.approx(1.0, abs=1e-6) and perfect["CIDEr"] > 1.0
     assert math.isnan(perfect["METEOR"])  # not asked for
     wrong = caption_metrics(["zebra", "zebra", "zebra"], refs, meteor=False)
-    assert wrong["BLEU-4"] == pytest.approx(0.0, abs=1e-6) and wrong[
-        "CIDEr"
-    ] == pytest.approx(0.0, abs=1e-6)
+    assert wrong["BLEU-4"] == pytest.approx(0.0, abs=1e-6) and wrong["CIDEr"] == pytest.approx(0.0, abs=1e-6)
     unknown = caption_metrics(["x"], [""], meteor=False)
     assert all(math.isnan(v) for v in unknown.values())
 
@@ -145,14 +144,8 @@ def test_paper_finding_on_hand_made_sweeps():
         "size": 0.0,
         "CIDEr": 0.4,
     }  # ties: the smaller t
-    assert (
-        f["attributes_best_at_small_t"]
-        and f["caption_best_in_middle"]
-        and f["caption_worse_at_t1"]
-    )
-    fails = holds.assign(
-        size=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6], CIDEr=[1.0, 1.1, 1.2, 1.3, 1.4, 1.5]
-    )
+    assert f["attributes_best_at_small_t"] and f["caption_best_in_middle"] and f["caption_worse_at_t1"]
+    fails = holds.assign(size=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6], CIDEr=[1.0, 1.1, 1.2, 1.3, 1.4, 1.5])
     f = paper_finding(fails)
     assert f["best_t"]["size"] == 1.0 and not f["attributes_best_at_small_t"]
     assert not f["caption_best_in_middle"] and not f["caption_worse_at_t1"]
@@ -168,17 +161,11 @@ class _ColourFromT(RegionModel):
 
 
 def test_t_sweep_and_view_sets_tables_with_a_stub_model():
-    scenes = world.render_scenes(
-        6, seed=11, config=world.WorldConfig(size=32, max_objects=2)
-    )
+    scenes = world.render_scenes(6, seed=11, config=world.WorldConfig(size=32, max_objects=2))
     regs = regions_from_scenes(scenes, min_area=4)
     vocab = region_vocabulary()
-    model = _ColourFromT(
-        RegionModelConfig(view_size=16, width=8, dim=16, heads=2, vocab_size=len(vocab))
-    )
-    with (
-        torch.no_grad()
-    ):  # colour logits from t alone: label 0 wins at t = 0, label 1 at t >= 0.5
+    model = _ColourFromT(RegionModelConfig(view_size=16, width=8, dim=16, heads=2, vocab_size=len(vocab)))
+    with torch.no_grad():  # colour logits from t alone: label 0 wins at t = 0, label 1 at t >= 0.5
         head = model.heads["colour"]
         head.weight.zero_()
         head.bias.zero_()
@@ -192,12 +179,8 @@ def test_t_sweep_and_view_sets_tables_with_a_stub_model():
     sweep = t_sweep(model, inputs, regs, vocab, ts=[0.0, 0.5, 1.0], meteor=False)
     assert sweep.index.tolist() == [0.0, 0.5, 1.0]
     assert sweep["colour"].tolist() == [1.0, 0.0, 0.0]
-    assert {"class", "size", "relation", "BLEU-4", "METEOR", "CIDEr"} <= set(
-        sweep.columns
-    )
-    table = evaluate_view_sets(
-        model, inputs, regs, vocab, fixed=[(0.0, 0.5)], dynamic=[2], meteor=False
-    )
+    assert {"class", "size", "relation", "BLEU-4", "METEOR", "CIDEr"} <= set(sweep.columns)
+    table = evaluate_view_sets(model, inputs, regs, vocab, fixed=[(0.0, 0.5)], dynamic=[2], meteor=False)
     assert table.index.tolist() == ["fixed (0, 0.5)", "dynamic pHash (n=2)"]
     assert table.loc["fixed (0, 0.5)", "mean t"] == 0.25 and table["n"].tolist() == [
         2,
@@ -222,21 +205,12 @@ class _FakePipe:
 
 
 def test_generated_regions_take_boxes_from_the_class_masks():
-    scenes = world.render_scenes(
-        5, seed=2, config=world.WorldConfig(size=32, max_objects=2)
-    )
+    scenes = world.render_scenes(5, seed=2, config=world.WorldConfig(size=32, max_objects=2))
     truth_masks = np.stack([s.class_mask for s in scenes])
-    regs = generated_regions(
-        _FakePipe(scenes), scenes, lambda images: truth_masks, steps=1, min_area=4
-    )
+    regs = generated_regions(_FakePipe(scenes), scenes, lambda images: truth_masks, steps=1, min_area=4)
     assert regs.meta["n_prompted"] == sum(len(s.objects) for s in scenes)
     assert (regs.labels["relation"] == -1).all() and regs.captions == [""] * len(regs)
     for box, i, c in zip(regs.boxes, regs.image_index, regs.labels["class"]):
         ys, xs = np.nonzero(truth_masks[i] == c + 1)
-        assert (
-            box[0] >= xs.min()
-            and box[2] <= xs.max() + 1
-            and box[1] >= ys.min()
-            and box[3] <= ys.max() + 1
-        )
+        assert box[0] >= xs.min() and box[2] <= xs.max() + 1 and box[1] >= ys.min() and box[3] <= ys.max() + 1
     np.testing.assert_array_equal(regs.images, np.stack([s.image for s in scenes]))

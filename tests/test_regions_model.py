@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from diffusers import AutoencoderKL
+
 from stablesemantics import world
 from stablesemantics.regions.data import region_vocabulary, regions_from_scenes
 from stablesemantics.regions.model import RegionModel, RegionModelConfig, t_embedding
@@ -33,9 +34,7 @@ def _tiny_vae() -> AutoencoderKL:
 
 
 def _cfg(**kw) -> RegionModelConfig:
-    return RegionModelConfig(
-        view_size=16, width=8, dim=32, heads=2, vocab_size=len(VOCAB), **kw
-    )
+    return RegionModelConfig(view_size=16, width=8, dim=32, heads=2, vocab_size=len(VOCAB), **kw)
 
 
 def _inputs(model: RegionModel, b: int = 3, n: int = 2, seed: int = 0) -> torch.Tensor:
@@ -48,14 +47,10 @@ def _inputs(model: RegionModel, b: int = 3, n: int = 2, seed: int = 0) -> torch.
 @pytest.mark.parametrize("encoder", ["conv", "vae"])
 def test_output_shapes(encoder):
     torch.manual_seed(0)
-    model = RegionModel(
-        _cfg(encoder=encoder), vae=_tiny_vae() if encoder == "vae" else None
-    )
+    model = RegionModel(_cfg(encoder=encoder), vae=_tiny_vae() if encoder == "vae" else None)
     x = _inputs(model)
     caps = torch.ones(3, 12, dtype=torch.long)
-    out = model(
-        x, torch.tensor([[0.0, 0.5]] * 3), torch.ones(3, 2, dtype=torch.bool), caps
-    )
+    out = model(x, torch.tensor([[0.0, 0.5]] * 3), torch.ones(3, 2, dtype=torch.bool), caps)
     assert {k: tuple(v.shape) for k, v in out.items()} == {
         "class": (3, 20),
         "colour": (3, 11),
@@ -63,9 +58,7 @@ def test_output_shapes(encoder):
         "relation": (3, 6),
         "caption": (3, 11, len(VOCAB)),
     }
-    gen = model.decoder.generate(
-        model.region(x, torch.zeros(3, 2), torch.ones(3, 2, dtype=torch.bool))
-    )
+    gen = model.decoder.generate(model.region(x, torch.zeros(3, 2), torch.ones(3, 2, dtype=torch.bool)))
     assert gen.shape == (3, 12) and bool((gen[:, 0] == 1).all())
 
 
@@ -122,9 +115,7 @@ def test_sample_views_tight_first_distinct_candidates():
         view_dropout=0.0,
     )
     assert (idx[:, 0] == 0).all() and present.all()
-    assert ((idx[:, 1:] >= 1) & (idx[:, 1:] <= 10)).all() and (
-        idx[:, 1] != idx[:, 2]
-    ).all()
+    assert ((idx[:, 1:] >= 1) & (idx[:, 1:] <= 10)).all() and (idx[:, 1] != idx[:, 2]).all()
     assert len(np.unique(idx[:, 1:])) == 10  # every candidate gets drawn
     _, present = sample_views(
         np.random.default_rng(0),
@@ -139,13 +130,9 @@ def test_sample_views_tight_first_distinct_candidates():
 
 @pytest.fixture(scope="module")
 def tiny_data():
-    scenes = world.render_scenes(
-        24, seed=7, config=world.WorldConfig(size=32, max_objects=2)
-    )
+    scenes = world.render_scenes(24, seed=7, config=world.WorldConfig(size=32, max_objects=2))
     regions = regions_from_scenes(scenes, min_area=4)
-    return regions, view_bank(
-        regions.images, regions.image_index, regions.boxes, size=16
-    )
+    return regions, view_bank(regions.images, regions.image_index, regions.boxes, size=16)
 
 
 def _train_cfg(**kw) -> RegionTraining:
@@ -165,9 +152,7 @@ def test_training_lowers_the_loss(tiny_data):
     regions, bank = tiny_data
     torch.manual_seed(0)
     model = RegionModel(_cfg())
-    res = train_region_model(
-        model, regions, bank, VOCAB, _train_cfg(steps=200, batch=16, log_every=20)
-    )
+    res = train_region_model(model, regions, bank, VOCAB, _train_cfg(steps=200, batch=16, log_every=20))
     assert len(res.losses) == 10 and res.log_steps[-1] == 200
     assert res.losses[-1] < 0.5 * res.losses[0]
 
@@ -182,15 +167,9 @@ def test_resumed_training_equals_uninterrupted(tiny_data, tmp_path):
     ckpt = tmp_path / "regions.pt"
     b = RegionModel(_cfg())
     b.load_state_dict(init)
-    train_region_model(
-        b, regions, bank, VOCAB, _train_cfg(steps=8, checkpoint=str(ckpt)), stop_at=5
-    )
-    c = RegionModel(
-        _cfg()
-    )  # a new process would start from fresh weights: the checkpoint must restore them
-    resumed = train_region_model(
-        c, regions, bank, VOCAB, _train_cfg(steps=8, checkpoint=str(ckpt))
-    )
+    train_region_model(b, regions, bank, VOCAB, _train_cfg(steps=8, checkpoint=str(ckpt)), stop_at=5)
+    c = RegionModel(_cfg())  # a new process would start from fresh weights: the checkpoint must restore them
+    resumed = train_region_model(c, regions, bank, VOCAB, _train_cfg(steps=8, checkpoint=str(ckpt)))
     assert resumed.resumed_from == 5
     assert resumed.losses == full.losses
     for k, v in a.state_dict().items():

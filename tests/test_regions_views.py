@@ -6,6 +6,7 @@ import imagehash
 import numpy as np
 import pytest
 from PIL import Image
+
 from stablesemantics.regions.select import (
     dynamic_view_sets,
     phash_bits,
@@ -46,9 +47,7 @@ def test_view_boxes_grow_and_always_contain_the_region():
     prev = box
     for t in T_GRID[1:]:
         vb = view_box(box, (64, 64), t)
-        assert (
-            vb[0] <= box[0] and vb[1] <= box[1] and vb[2] >= box[2] and vb[3] >= box[3]
-        )
+        assert vb[0] <= box[0] and vb[1] <= box[1] and vb[2] >= box[2] and vb[3] >= box[3]
         assert vb[0] <= prev[0] and vb[2] >= prev[2]
         prev = vb
 
@@ -65,15 +64,11 @@ def test_view_box_rejects_empty_boxes():
 
 
 def test_box_mask_whole_and_fractional_pixels():
-    m = box_mask(
-        (2, 2, 4, 4), (0, 0, 8, 8), 4
-    )  # half scale: the box is view pixel (1, 1)
+    m = box_mask((2, 2, 4, 4), (0, 0, 8, 8), 4)  # half scale: the box is view pixel (1, 1)
     expected = np.zeros((4, 4))
     expected[1, 1] = 1
     np.testing.assert_allclose(m, expected)
-    m = box_mask(
-        (1, 0, 3, 8), (0, 0, 8, 8), 4
-    )  # x in [0.5, 1.5): half of columns 0 and 1
+    m = box_mask((1, 0, 3, 8), (0, 0, 8, 8), 4)  # x in [0.5, 1.5): half of columns 0 and 1
     np.testing.assert_allclose(m[:, 0], 0.5)
     np.testing.assert_allclose(m[:, 1], 0.5)
     np.testing.assert_allclose(m[:, 2:], 0.0)
@@ -82,9 +77,7 @@ def test_box_mask_whole_and_fractional_pixels():
 def test_render_view_at_t0_is_the_box_and_at_t1_the_image():
     rng = np.random.default_rng(0)
     img = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
-    v = render_view(
-        img, (8, 4, 24, 20), t=0.0, size=16
-    )  # a 16x16 box at 16x16: an exact crop
+    v = render_view(img, (8, 4, 24, 20), t=0.0, size=16)  # a 16x16 box at 16x16: an exact crop
     assert v.t == 0.0
     np.testing.assert_array_equal(v.pixels, img[4:20, 8:24])
     np.testing.assert_allclose(v.mask, 1.0)
@@ -97,9 +90,7 @@ def test_render_view_at_t0_is_the_box_and_at_t1_the_image():
 def test_render_view_does_not_read_outside_the_view():
     img = np.zeros((32, 32, 3), np.uint8)
     img[8:16, 8:16] = 200  # the region; everything around is black
-    v = render_view(
-        img, (8, 8, 16, 16), t=0.0, size=4
-    )  # shrinking: the filter must stay inside
+    v = render_view(img, (8, 8, 16, 16), t=0.0, size=4)  # shrinking: the filter must stay inside
     assert v.pixels.min() == 200
 
 
@@ -110,12 +101,8 @@ def test_view_bank_records_every_t():
     bank = view_bank(images, [1, 0], boxes, ts=(0.0, 0.5, 1.0), size=8)
     assert bank.pixels.shape == (2, 3, 8, 8, 3) and bank.masks.shape == (2, 3, 8, 8)
     assert bank.ts.tolist() == [0.0, 0.5, 1.0] and bank.t_index(0.5) == 1
-    np.testing.assert_array_equal(
-        bank.pixels[0, 1], render_view(images[1], boxes[0], 0.5, 8).pixels
-    )
-    np.testing.assert_array_equal(
-        bank.pixels[1, 2], render_view(images[0], boxes[1], 1.0, 8).pixels
-    )
+    np.testing.assert_array_equal(bank.pixels[0, 1], render_view(images[1], boxes[0], 0.5, 8).pixels)
+    np.testing.assert_array_equal(bank.pixels[1, 2], render_view(images[0], boxes[1], 1.0, 8).pixels)
     with pytest.raises(ValueError):
         bank.t_index(0.3)
 
@@ -167,17 +154,11 @@ def test_select_prefers_less_context_among_equally_different_views():
 def test_select_follows_distance_over_t_on_mixed_images():
     rng = np.random.default_rng(3)
     base = _stripes(True)
-    cands = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(5)] + [
-        base
-    ]
+    cands = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(5)] + [base]
     ts = [0.2, 0.4, 0.6, 0.8, 1.0, 0.1]
-    expected = np.argsort(
-        [-_hamming(base, c) / t for c, t in zip(cands, ts)], kind="stable"
-    )[:3]
+    expected = np.argsort([-_hamming(base, c) / t for c, t in zip(cands, ts)], kind="stable")[:3]
     assert select_views(base, cands, ts, n_views=4) == expected.tolist()
-    assert (
-        5 not in select_views(base, cands, ts, n_views=6)[:5]
-    )  # the copy of the base comes last
+    assert 5 not in select_views(base, cands, ts, n_views=6)[:5]  # the copy of the base comes last
 
 
 def test_select_rejects_impossible_requests():
@@ -190,9 +171,7 @@ def test_select_rejects_impossible_requests():
 
 def test_dynamic_view_sets_keep_the_tight_view_first():
     base, other = _stripes(True), _stripes(False)
-    pixels = np.stack(
-        [np.stack([base, base, other, base]), np.stack([other, other, other, base])]
-    )
+    pixels = np.stack([np.stack([base, base, other, base]), np.stack([other, other, other, base])])
     bank = ViewBank(
         pixels=pixels,
         masks=np.zeros(pixels.shape[:4], np.uint8),

@@ -10,11 +10,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from stablesemantics import evaluate, training
-from stablesemantics.cli import app
+from stablesemantics import evaluate, training, world
 from stablesemantics.capture import minmax_scale_maps
+from stablesemantics.cli import app
 from stablesemantics.images import images_to_tensor, tensor_to_images
-from stablesemantics import world
 
 # ----------------------------------------------------------------------------- metrics by hand
 
@@ -116,10 +115,13 @@ def test_refinements_repair_a_noisy_square():
 
 def test_synthetic_class_masks_resolve_overlaps():
     images = np.zeros((1, 8, 8, 3), np.uint8)
-    a = np.zeros((8, 8)); a[:, :5] = 1.0; a[:, :3] = 2.0  # strongest on the left
-    b = np.zeros((8, 8)); b[:, 3:] = 1.0; b[:, 6:] = 2.0  # strongest on the right
-    out = evaluate.synthetic_class_masks(images, np.stack([a, b]), ["dog", "cat"], [0, 0],
-                                    method="global", refinement="none", threshold=0.4)
+    a = np.zeros((8, 8))
+    a[:, :5], a[:, :3] = 1.0, 2.0  # strongest on the left
+    b = np.zeros((8, 8))
+    b[:, 3:], b[:, 6:] = 1.0, 2.0  # strongest on the right
+    out = evaluate.synthetic_class_masks(
+        images, np.stack([a, b]), ["dog", "cat"], [0, 0], method="global", refinement="none", threshold=0.4
+    )
     dog, cat = world.CLASS_INDEX["dog"] + 1, world.CLASS_INDEX["cat"] + 1
     assert out.shape == (1, 8, 8) and out.dtype == np.int16
     assert (out[0, :, :3] == dog).all() and (out[0, :, 6:] == cat).all()
@@ -160,8 +162,11 @@ def test_benchmark_helpers_run_on_tiny_pipeline(tiny_pipe):
 
     scenes = world.render_scenes(2, seed=0, config=world.WorldConfig(size=32, max_objects=2))
     sweep = evaluate.localisation_sweep(
-        tiny_pipe, scenes, {"all": CaptureConfig(), "up, t=300": (CaptureConfig(blocks=("up",)), 300)},
-        strength=0.5, steps=2,
+        tiny_pipe,
+        scenes,
+        {"all": CaptureConfig(), "up, t=300": (CaptureConfig(blocks=("up",)), 300)},
+        strength=0.5,
+        steps=2,
     )
     assert list(sweep.index) == ["all", "up, t=300"] and sweep["best_global_miou"].between(0, 1).all()
     assert sweep["timestep"].tolist()[1] == 300
@@ -187,8 +192,11 @@ def test_benchmark_helpers_run_on_tiny_pipeline(tiny_pipe):
 
     small_images, small_masks = evaluate.resize_pairs(gen.images, masks, 16)
     assert small_images.shape == (2, 16, 16, 3) and small_masks.shape == (2, 16, 16)
-    model = training.train_segmenter(training.SegmenterTraining(steps=2, batch=2, width=8, background_weight=0.2, flip=True, degrade=0.5),
-                                images=small_images, masks=small_masks)
+    model = training.train_segmenter(
+        training.SegmenterTraining(steps=2, batch=2, width=8, background_weight=0.2, flip=True, degrade=0.5),
+        images=small_images,
+        masks=small_masks,
+    )
     scores = evaluate.evaluate_segmenter(model, small_images, small_masks)
     assert 0 <= scores["miou"] <= 1 and scores["per_class"]
 
@@ -227,7 +235,9 @@ def test_tensor_to_images_inverts_images_to_tensor():
 
 
 def test_interrupted_segmenter_training_resumes_to_the_same_weights(tmp_path):
-    cfg = training.SegmenterTraining(steps=6, batch=2, width=8, image_size=32, flip=True, degrade=0.5, background_weight=0.3)
+    cfg = training.SegmenterTraining(
+        steps=6, batch=2, width=8, image_size=32, flip=True, degrade=0.5, background_weight=0.3
+    )
     whole = training.train_segmenter(cfg)
 
     class Stop(Exception):
@@ -250,7 +260,9 @@ def test_interrupted_segmenter_training_resumes_to_the_same_weights(tmp_path):
     with pytest.raises(ValueError, match="another configuration"):
         training.train_segmenter(training.SegmenterTraining(steps=7, batch=2, width=8, image_size=32), ckpt=ckpt)
     with pytest.raises(ValueError, match="rendered scenes"):
-        training.train_segmenter(cfg, images=np.zeros((2, 32, 32, 3), np.uint8), masks=np.zeros((2, 32, 32), np.int16), ckpt=ckpt)
+        training.train_segmenter(
+            cfg, images=np.zeros((2, 32, 32, 3), np.uint8), masks=np.zeros((2, 32, 32), np.int16), ckpt=ckpt
+        )
 
 
 def test_reference_recipe_is_the_committed_segmenters():

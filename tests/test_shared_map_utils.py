@@ -56,8 +56,9 @@ def test_resize_maps_without_antialias_is_bitwise_the_evaluation_resize(size, n)
     assert got.dtype == want.dtype and got.shape == want.shape
     assert np.array_equal(got, want)
     odd = maps[:, :5, :7]  # not contiguous, odd grid
-    assert np.array_equal(resize_maps(torch.from_numpy(odd), size, antialias=False).numpy(),
-                          _evaluate_resize_before(odd, size))
+    assert np.array_equal(
+        resize_maps(torch.from_numpy(odd), size, antialias=False).numpy(), _evaluate_resize_before(odd, size)
+    )
 
 
 def test_resize_maps_same_size_is_the_input_and_equals_the_identity_interpolation():

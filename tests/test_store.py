@@ -12,8 +12,16 @@ import numpy as np
 import pytest
 import zarr
 
+from stablesemantics.store import (
+    SCHEMA_VERSION,
+    StoreLayout,
+    StoreWriter,
+    create_store,
+    open_store,
+    store_summary,
+    to_xarray,
+)
 from stablesemantics.store import atomic as st
-from stablesemantics.store import SCHEMA_VERSION, StoreLayout, StoreWriter, create_store, open_store, store_summary, to_xarray
 
 
 def make_layout(n_images: int = 6, batch_size: int = 2, maps_per_image=(2, 1, 0, 3, 1, 2)) -> StoreLayout:
@@ -124,13 +132,35 @@ def test_open_store_errors(tmp_path: Path, store_path: Path):
 
 def test_layout_validation():
     with pytest.raises(ValueError, match="map_image must be sorted"):
-        StoreLayout(image_size=(8, 8), map_size=(2, 2), batch_size=1, prompt_id=[0, 1], prompt=["a", "b"],
-                    caption=["a", "b"], seed=[0, 0], noun_chunks=["[]", "[]"], map_image=[1, 0],
-                    map_chunk=["a", "b"], map_lemma=["a", "b"], map_token_indices=["[1]", "[1]"])
+        StoreLayout(
+            image_size=(8, 8),
+            map_size=(2, 2),
+            batch_size=1,
+            prompt_id=[0, 1],
+            prompt=["a", "b"],
+            caption=["a", "b"],
+            seed=[0, 0],
+            noun_chunks=["[]", "[]"],
+            map_image=[1, 0],
+            map_chunk=["a", "b"],
+            map_lemma=["a", "b"],
+            map_token_indices=["[1]", "[1]"],
+        )
     with pytest.raises(ValueError, match="seed has 1 entries"):
-        StoreLayout(image_size=(8, 8), map_size=(2, 2), batch_size=1, prompt_id=[0, 1], prompt=["a", "b"],
-                    caption=["a", "b"], seed=[0], noun_chunks=["[]", "[]"], map_image=[],
-                    map_chunk=[], map_lemma=[], map_token_indices=[])
+        StoreLayout(
+            image_size=(8, 8),
+            map_size=(2, 2),
+            batch_size=1,
+            prompt_id=[0, 1],
+            prompt=["a", "b"],
+            caption=["a", "b"],
+            seed=[0],
+            noun_chunks=["[]", "[]"],
+            map_image=[],
+            map_chunk=[],
+            map_lemma=[],
+            map_token_indices=[],
+        )
     with pytest.raises(ValueError, match="batch_size"):
         make_layout(batch_size=0)
 

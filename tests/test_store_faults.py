@@ -81,8 +81,10 @@ def test_second_writer_fails_at_once_and_a_killed_writer_frees_the_lock(tmp_path
 def test_two_creators_at_once_leave_one_whole_store(tmp_path: Path):
     for attempt in range(1):  # the race lost about half of the tries before the lock
         out = tmp_path / f"s{attempt}.zarr"
-        procs = [subprocess.Popen([sys.executable, "-c", CREATE, str(out)], stdout=subprocess.PIPE, text=True,
-                                  env=_env()) for _ in range(2)]
+        procs = [
+            subprocess.Popen([sys.executable, "-c", CREATE, str(out)], stdout=subprocess.PIPE, text=True, env=_env())
+            for _ in range(2)
+        ]
         results = sorted(p.communicate(timeout=120)[0].split(":")[0].strip() for p in procs)
         assert results.count("created") == 1, results
         assert set(results) <= {"created", "locked", "exists"}

@@ -14,8 +14,15 @@ from stablesemantics.training.checkpoints import atomic_save, load_checkpoint
 def test_numpy_values_are_stored_as_plain_types_and_the_rng_resumes(tmp_path: Path):
     rng = np.random.default_rng(7)
     rng.random(5)
-    state = {"step": np.int64(4), "score": np.float64(0.25), "flag": np.bool_(True), "arr": np.arange(3),
-             "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "hist": [{"loss": np.float64(1.5)}]}
+    state = {
+        "step": np.int64(4),
+        "score": np.float64(0.25),
+        "flag": np.bool_(True),
+        "arr": np.arange(3),
+        "rng": rng.bit_generator.state,
+        "torch_rng": torch.get_rng_state(),
+        "hist": [{"loss": np.float64(1.5)}],
+    }
     atomic_save(state, tmp_path / "c.pt")
     back = load_checkpoint(tmp_path / "c.pt")
     assert back["step"] == 4 and type(back["step"]) is int and back["score"] == 0.25 and back["flag"] is True

@@ -42,11 +42,25 @@ def test_unwritable_output_fails_before_the_model_loads(tmp_path: Path, no_model
         generate(PROMPTS, 2, tmp_path / "file" / "s.zarr", **KW)
     prompts = tmp_path / "p.txt"
     prompts.write_text("\n".join(PROMPTS))
-    result = CliRunner().invoke(app, ["generate", "--prompts", str(prompts), "--out", str(tmp_path / "file" / "s.zarr"),
-                                      "--model", "tiny-random", "--steps", "2", "--no-progress"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "generate",
+            "--prompts",
+            str(prompts),
+            "--out",
+            str(tmp_path / "file" / "s.zarr"),
+            "--model",
+            "tiny-random",
+            "--steps",
+            "2",
+            "--no-progress",
+        ],
+    )
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert [line for line in result.output.splitlines() if line.strip()] == [
-        line for line in result.output.splitlines() if line.startswith("error: cannot write")]
+        line for line in result.output.splitlines() if line.startswith("error: cannot write")
+    ]
 
 
 def test_second_run_on_a_store_fails_at_once(tmp_path: Path, no_model):

@@ -9,9 +9,24 @@ import pandas as pd
 import pytest
 
 from stablesemantics import world as W
+from stablesemantics.world import (
+    CLASS_INDEX,
+    CLASSES,
+    COLOURS,
+    PLACE_PHRASES,
+    PLACES,
+    SIZES,
+    Scene,
+    WorldConfig,
+    noisy_prompt,
+    render_object,
+    render_scenes,
+    sample_scene,
+    scene_at,
+    true_priors,
+)
 from stablesemantics.world import layout as world_layout
 from stablesemantics.world import sample as world_sample
-from stablesemantics.world import CLASSES, CLASS_INDEX, COLOURS, PLACES, PLACE_PHRASES, SIZES, Scene, WorldConfig, noisy_prompt, render_object, render_scenes, sample_scene, scene_at, true_priors
 
 
 @pytest.fixture(scope="module")
@@ -108,8 +123,9 @@ def test_occlusion_later_on_top():
     # two overlapping objects forced with a hand-made placement list
     cfg = WorldConfig()
     rng = np.random.default_rng(0)
-    mk = lambda cls, cx: world_layout._Placed(cls, "red", "large", False, cx, 32.0, 16.0, 1.0, 0.0,
-                                   16.0 * CLASSES[cls].aspect, 16.0, 1.0)
+    mk = lambda cls, cx: world_layout._Placed(
+        cls, "red", "large", False, cx, 32.0, 16.0, 1.0, 0.0, 16.0 * CLASSES[cls].aspect, 16.0, 1.0
+    )
     s = world_sample._render(rng, "field", [mk("ball", 26.0), mk("sun", 38.0)], cfg)
     assert s.objects[0].area < s.objects[0].full_area  # the ball is partly hidden
     assert s.objects[1].area == s.objects[1].full_area  # the sun, drawn last, is not
@@ -131,7 +147,7 @@ def test_keypoints(scenes):
                 assert x0 - tol <= x <= x1 + tol and y0 - tol <= y <= y1 + tol, (o.cls, part)
                 r, c = int(np.floor(y)), int(np.floor(x))
                 if vis:
-                    blk = s.instance_mask[max(0, r - 1):r + 2, max(0, c - 1):c + 2]
+                    blk = s.instance_mask[max(0, r - 1) : r + 2, max(0, c - 1) : c + 2]
                     assert (blk == i + 1).any()
                     assert s.instance_mask[r, c] <= i + 1
                 elif 0 <= r < 64 and 0 <= c < 64 and s.instance_mask[r, c] > i + 1:
@@ -210,7 +226,7 @@ def test_caption_spans(scenes):
         assert s.caption == s.caption.strip() and "  " not in s.caption
         assert len(s.object_spans) == len(s.objects)
         spans = sorted(s.object_spans)
-        for (a0, a1), (b0, b1) in zip(spans, spans[1:]):
+        for (_a0, a1), (b0, _b1) in zip(spans, spans[1:]):
             assert a1 < b0
         for (st, en), o in zip(s.object_spans, s.objects):
             text = s.caption[st:en]
@@ -218,7 +234,7 @@ def test_caption_spans(scenes):
             assert len(words) == 3, text
             assert words[1] == o.colour and words[2] == o.noun
             assert o.noun in CLASSES[o.cls].synonyms
-            assert s.caption[st - 2:st] == "a " and (st == 2 or s.caption[st - 3] in " ,")
+            assert s.caption[st - 2 : st] == "a " and (st == 2 or s.caption[st - 3] in " ,")
             assert en == len(s.caption) or s.caption[en] in " ,"
             # each object mentioned exactly once
             assert len(re.findall(rf"\b{re.escape(text)}\b", s.caption)) == 1

@@ -36,6 +36,12 @@ Example
 ([0.125, 0.875], [0.125, 0.5])
 """
 
+from stablesemantics.analysis.agreement import (
+    overlap_truth_agreement,
+    pair_rows,
+    spatial_truth_correlations,
+    vertical_misplacement,
+)
 from stablesemantics.analysis.cooccurrence import cooccurrence_counts, pmi, rank_correlation
 from stablesemantics.analysis.labels import (
     PLACE_LEMMAS,
@@ -93,7 +99,9 @@ __all__ = [
     "map_overlaps",
     "map_statistics",
     "maps_to_distributions",
+    "overlap_truth_agreement",
     "overlay_map",
+    "pair_rows",
     "plot_image_maps",
     "plot_map_grid",
     "plot_store_grid",
@@ -102,10 +110,12 @@ __all__ = [
     "prompt_table",
     "rank_correlation",
     "spatial_statistics",
+    "spatial_truth_correlations",
     "store_scenes",
     "text_embeddings",
     "truth_map_blocks",
     "upsample_map",
+    "vertical_misplacement",
     "world_chunk_misses",
     "world_chunk_recall",
     "world_config",

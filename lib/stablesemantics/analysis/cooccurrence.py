@@ -29,8 +29,9 @@ def cooccurrence_counts(units: Sequence[int], labels: Sequence[Any]) -> tuple[pd
     codes, names = _codes(labels, len(labels))
     ucodes, uniq = pd.factorize(units)
     keep = codes >= 0
-    x = sparse.csr_matrix((np.ones(int(keep.sum()), np.float32), (ucodes[keep], codes[keep])),
-                          shape=(len(uniq), len(names)))
+    x = sparse.csr_matrix(
+        (np.ones(int(keep.sum()), np.float32), (ucodes[keep], codes[keep])), shape=(len(uniq), len(names))
+    )
     x.data[:] = 1  # duplicates were summed: back to presence
     x.sum_duplicates()
     x.data[:] = 1
@@ -59,8 +60,9 @@ def pmi(counts: pd.DataFrame, n: int, *, normalized: bool = False, min_count: in
     return pd.DataFrame(out, index=counts.index, columns=counts.columns)
 
 
-def rank_correlation(a: pd.DataFrame, b: pd.DataFrame, labels: Sequence[str] | None = None,
-                     diagonal: bool = False) -> dict[str, float]:
+def rank_correlation(
+    a: pd.DataFrame, b: pd.DataFrame, labels: Sequence[str] | None = None, diagonal: bool = False
+) -> dict[str, float]:
     """Spearman and Pearson correlation between the upper triangles of two square matrices
     over their shared labels (or ``labels``), NaN entries skipped."""
     from scipy import stats
@@ -73,5 +75,9 @@ def rank_correlation(a: pd.DataFrame, b: pd.DataFrame, labels: Sequence[str] | N
     ok = np.isfinite(x) & np.isfinite(y)
     if ok.sum() < 3 or np.std(x[ok]) == 0 or np.std(y[ok]) == 0:
         return {"spearman": float("nan"), "pearson": float("nan"), "n_pairs": int(ok.sum()), "n_labels": len(shared)}
-    return {"spearman": float(stats.spearmanr(x[ok], y[ok])[0]), "pearson": float(stats.pearsonr(x[ok], y[ok])[0]),
-            "n_pairs": int(ok.sum()), "n_labels": len(shared)}
+    return {
+        "spearman": float(stats.spearmanr(x[ok], y[ok])[0]),
+        "pearson": float(stats.pearsonr(x[ok], y[ok])[0]),
+        "n_pairs": int(ok.sum()),
+        "n_labels": len(shared),
+    }

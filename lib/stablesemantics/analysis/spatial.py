@@ -79,9 +79,18 @@ class SpatialStats:
         if self.per_map.empty:
             return pd.DataFrame(columns=["n", "cy", "cy_std", "cx", "cx_std", "sy", "sx", "spread"])
         gb = self.per_map.assign(label=self.per_map["label"].astype(str)).groupby("label")
-        s = pd.DataFrame({"n": gb.size(), "cy": gb["cy"].mean(), "cy_std": gb["cy"].std(ddof=0),
-                          "cx": gb["cx"].mean(), "cx_std": gb["cx"].std(ddof=0), "sy": gb["sy"].mean(),
-                          "sx": gb["sx"].mean(), "spread": gb["spread"].mean()})
+        s = pd.DataFrame(
+            {
+                "n": gb.size(),
+                "cy": gb["cy"].mean(),
+                "cy_std": gb["cy"].std(ddof=0),
+                "cx": gb["cx"].mean(),
+                "cx_std": gb["cx"].std(ddof=0),
+                "sy": gb["sy"].mean(),
+                "sx": gb["sx"].mean(),
+                "spread": gb["spread"].mean(),
+            }
+        )
         if self.mean_maps:
             labs = list(self.mean_maps)
             stack = np.stack([self.mean_maps[k] for k in labs])
@@ -132,22 +141,38 @@ class _SpatialAcc:
             self.ccnt += np.bincount(pc[pc >= 0], minlength=len(self.pair_uniq))
         idx = np.flatnonzero(good)
         mom = _moments(p[idx], mass[idx], h, w)
-        self.parts.append(pd.DataFrame({
-            "row": idx + start, "code": self.codes[sl][idx], "ccode": self.ccodes[sl][idx],
-            **{k: mom[k].astype(np.float32) for k in ("cy", "cx", "sy", "sx", "spread")}}))
+        self.parts.append(
+            pd.DataFrame(
+                {
+                    "row": idx + start,
+                    "code": self.codes[sl][idx],
+                    "ccode": self.ccodes[sl][idx],
+                    **{k: mom[k].astype(np.float32) for k in ("cy", "cx", "sy", "sx", "spread")},
+                }
+            )
+        )
 
     def result(self, n_read: int) -> SpatialStats:
         names, cnames = self.names, self.cnames
         if self.sums is None:
-            return SpatialStats(pd.DataFrame(columns=["row", "label", "context", "cy", "cx", "sy", "sx", "spread"]),
-                                {}, pd.Series(dtype=np.int64), n_maps_read=n_read)
+            return SpatialStats(
+                pd.DataFrame(columns=["row", "label", "context", "cy", "cx", "sy", "sx", "spread"]),
+                {},
+                pd.Series(dtype=np.int64),
+                n_maps_read=n_read,
+            )
         h, w = self.shape
         L = max(len(names), 1)
         per = pd.concat(self.parts, ignore_index=True)
         per.insert(1, "label", pd.Categorical.from_codes(per.pop("code"), categories=names))
         cc = per.pop("ccode").to_numpy()
-        per.insert(2, "context", pd.Categorical.from_codes(cc, categories=cnames) if cnames else
-                   pd.Categorical.from_codes(np.full(len(per), -1), categories=["-"]))
+        per.insert(
+            2,
+            "context",
+            pd.Categorical.from_codes(cc, categories=cnames)
+            if cnames
+            else pd.Categorical.from_codes(np.full(len(per), -1), categories=["-"]),
+        )
         cnt = self.cnt
         mean_maps = {names[i]: (self.sums[i] / cnt[i]).reshape(h, w) for i in range(len(names)) if cnt[i] > 0}
         counts = pd.Series({names[i]: int(cnt[i]) for i in range(len(names)) if cnt[i] > 0}, dtype=np.int64)
@@ -157,12 +182,24 @@ class _SpatialAcc:
                 key = (cnames[int(code) // L], names[int(code) % L])
                 cmaps[key] = (self.csums[j] / self.ccnt[j]).reshape(h, w)
                 ccounts[key] = int(self.ccnt[j])
-        return SpatialStats(per, mean_maps, counts.sort_values(ascending=False), cmaps,
-                            pd.Series(ccounts, dtype=np.int64), n_maps_read=n_read)
+        return SpatialStats(
+            per,
+            mean_maps,
+            counts.sort_values(ascending=False),
+            cmaps,
+            pd.Series(ccounts, dtype=np.int64),
+            n_maps_read=n_read,
+        )
 
 
-def spatial_statistics(source: Any, labels: np.ndarray, contexts: np.ndarray | None = None, *,
-                       baseline: str = "min", block: int | None = None) -> SpatialStats:
+def spatial_statistics(
+    source: Any,
+    labels: np.ndarray,
+    contexts: np.ndarray | None = None,
+    *,
+    baseline: str = "min",
+    block: int | None = None,
+) -> SpatialStats:
     """Per-map centroids and spreads, and mean maps per label and per (context, label), in
     one streaming pass.
 

@@ -85,7 +85,7 @@ def _stream(source: Any, accs: list, *, baseline: str, block: int | None, whole_
     for start, maps in _blocks_of(source, whole_images=whole_images, block=block):
         b, h, w = maps.shape
         n_read += b
-        use = wanted[start:start + b]
+        use = wanted[start : start + b]
         if not use.any():
             continue
         p, mass = _distributions_of_rows(maps, use, baseline)

@@ -36,8 +36,7 @@ def downsample_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return weights(H, h) @ m @ weights(W, w).T
 
 
-def truth_map_blocks(store: Any, labels: np.ndarray, *, block: int = 4096
-                     ) -> Iterator[tuple[int, np.ndarray]]:
+def truth_map_blocks(store: Any, labels: np.ndarray, *, block: int = 4096) -> Iterator[tuple[int, np.ndarray]]:
     """Ground-truth "maps" of a world store, row for row with ``maps``.
 
     Row ``r`` is the visible mask of the object its label names in the scene of its image

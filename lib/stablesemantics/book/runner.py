@@ -122,8 +122,18 @@ def run_notebook(notebook: Path, params_set: str, out_dir: Path, extra: list[str
     out_dir.mkdir(parents=True, exist_ok=True)
     output = out_dir / notebook.name
     cmd = [
-        sys.executable, "-m", "papermill", str(notebook), str(output.relative_to(ROOT) if output.is_relative_to(ROOT) else output),
-        "-f", str(params_file.relative_to(ROOT)), "--cwd", ".", "-k", "python3", "--no-progress-bar",
+        sys.executable,
+        "-m",
+        "papermill",
+        str(notebook),
+        str(output.relative_to(ROOT) if output.is_relative_to(ROOT) else output),
+        "-f",
+        str(params_file.relative_to(ROOT)),
+        "--cwd",
+        ".",
+        "-k",
+        "python3",
+        "--no-progress-bar",
         *(extra or []),
     ]
     print("+", shlex.join(["papermill", *cmd[3:]]), flush=True)
@@ -159,8 +169,13 @@ def stage(executed_dir: Path, dest: Path) -> Path:
     return dest
 
 
-app = typer.Typer(name="book", help="Run the book's notebooks with papermill and stage the book sources.",
-                  no_args_is_help=True, add_completion=False, rich_markup_mode=None)
+app = typer.Typer(
+    name="book",
+    help="Run the book's notebooks with papermill and stage the book sources.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+)
 
 
 class _PapermillArgs(TyperCommand):
@@ -200,8 +215,10 @@ def params(
 @app.command(cls=_PapermillArgs)
 def run(
     ctx: typer.Context,
-    notebooks: Annotated[list[str] | None, typer.Argument(help="Notebooks (default: every one in _toc.yml); "
-                                                                 "options after -- go to papermill.")] = None,
+    notebooks: Annotated[
+        list[str] | None,
+        typer.Argument(help="Notebooks (default: every one in _toc.yml); options after -- go to papermill."),
+    ] = None,
     params: Annotated[str, typer.Option(help="Parameter set: default, smoke, colab.")] = "default",
     out: Annotated[Path, typer.Option(help="Folder of the executed notebooks.")] = BUILD / "notebooks",
 ) -> None:

@@ -38,6 +38,7 @@ torch.Size([2, 32, 24])
 from stablesemantics.capture.capture import CrossAttentionCapture, capture_cross_attention
 from stablesemantics.capture.config import BLOCKS, CaptureConfig, LayerInfo, cross_attention_layers, layer_grid
 from stablesemantics.capture.joint import JointAttentionCapture, joint_attention_layers
+from stablesemantics.capture.joint_processors import FluxAttnCaptureProcessor, JointAttnCaptureProcessor
 from stablesemantics.capture.maps import chunk_maps, minmax_scale_maps, resize_maps
 from stablesemantics.capture.run import CapturedRun, attention_capture, run_with_capture, seeded_generators
 
@@ -46,7 +47,9 @@ __all__ = [
     "CaptureConfig",
     "CapturedRun",
     "CrossAttentionCapture",
+    "FluxAttnCaptureProcessor",
     "JointAttentionCapture",
+    "JointAttnCaptureProcessor",
     "LayerInfo",
     "attention_capture",
     "capture_cross_attention",

@@ -126,9 +126,7 @@ def layer_grid(latent_size: tuple[int, int], n_queries: int) -> tuple[int, int, 
         if h * w == n_queries:
             return h, w, factor
         if h * w < n_queries or (h == 1 and w == 1):
-            raise ValueError(
-                f"no UNet level of a {latent_size[0]}x{latent_size[1]} latent has {n_queries} positions"
-            )
+            raise ValueError(f"no UNet level of a {latent_size[0]}x{latent_size[1]} latent has {n_queries} positions")
         h, w, factor = math.ceil(h / 2), math.ceil(w / 2), factor * 2
 
 

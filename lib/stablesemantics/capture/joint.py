@@ -93,7 +93,9 @@ class JointAttentionCapture(CrossAttentionCapture):
         if pipe is None and config.t_range != (0.0, 1.0):
             raise ValueError("t_range needs the step schedule: capture from the pipeline, not its bare transformer")
         if config.resolutions is not None and 1 not in config.resolutions:
-            raise ValueError(f"a transformer attends at one resolution (1); resolutions={config.resolutions} keeps none")
+            raise ValueError(
+                f"a transformer attends at one resolution (1); resolutions={config.resolutions} keeps none"
+            )
         self.config = config
         self.keep_layer_probs = False
         self._pipe = pipe
@@ -160,14 +162,19 @@ class JointAttentionCapture(CrossAttentionCapture):
         """Whether the layer call now running is to be captured."""
         return self._keep_step and not self._extra_call and self._latent_size is not None
 
-    def _add_joint(self, image_query: torch.Tensor, text_key: torch.Tensor, image_lse: torch.Tensor,
-                   layer: LayerInfo) -> None:
+    def _add_joint(
+        self, image_query: torch.Tensor, text_key: torch.Tensor, image_lse: torch.Tensor, layer: LayerInfo
+    ) -> None:
         """Add one layer's text probabilities (from ``(batch, heads, n, d)`` queries and keys) to the running sum."""
         batch, heads, n_image, _ = image_query.shape
         if self._cond_only:
             if batch % 2:
                 raise RuntimeError(f"classifier-free guidance is on but the transformer batch ({batch}) is odd")
-            image_query, text_key, image_lse = image_query[batch // 2 :], text_key[batch // 2 :], image_lse[batch // 2 :]
+            image_query, text_key, image_lse = (
+                image_query[batch // 2 :],
+                text_key[batch // 2 :],
+                image_lse[batch // 2 :],
+            )
         h, w = self._latent_size
         if n_image != h * w:
             raise RuntimeError(f"{layer.name}: {n_image} image tokens, but the token grid is {h}x{w}")

@@ -35,7 +35,9 @@ from torch.nn.attention import SDPBackend
 LSE_CHUNK = 1024
 
 
-def attention_with_lse(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def attention_with_lse(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``F.scaled_dot_product_attention(query, key, value)`` (default scale, no mask) and each row's
     log-sum-exp (float32, ``(batch, heads, n_queries)``). Inputs are ``(batch, heads, n, head_dim)``."""
     if query.device.type == "cpu" and torch._fused_sdp_choice(query, key, value) == SDPBackend.FLASH_ATTENTION.value:

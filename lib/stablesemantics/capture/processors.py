@@ -67,8 +67,11 @@ class _CaptureProcessor:
             if temb is not None:  # not every processor takes temb (SlicedAttnProcessor does not)
                 kwargs["temb"] = temb
             return self.original(
-                attn, hidden_states, encoder_hidden_states=encoder_hidden_states,
-                attention_mask=attention_mask, **kwargs
+                attn,
+                hidden_states,
+                encoder_hidden_states=encoder_hidden_states,
+                attention_mask=attention_mask,
+                **kwargs,
             )
 
         residual = hidden_states

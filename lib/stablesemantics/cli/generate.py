@@ -1,15 +1,15 @@
 """``stablesemantics generate`` and ``stablesemantics inspect``: make a store, and summarise one.
 
 A prompts file is a text file with one prompt per line (blank lines skipped), a ``.json``
-list of strings (or of objects with a ``"prompt"`` key), or a ``.csv`` with a ``prompt``
-column. Rerunning the same ``generate`` command resumes an interrupted run. The options of
-``generate`` are :class:`~stablesemantics.generate.GenerationConfig`'s fields (the capture's
-too), with its defaults.
+list of strings (or of objects with a ``"prompt"`` key), or a ``.csv`` / ``.tsv`` / ``.parquet``
+with a ``prompt`` column (:func:`stablesemantics.prompts.files.read_prompts`; rows without a
+prompt are skipped with a warning naming their lines). Rerunning the same ``generate``
+command resumes an interrupted run. The options of ``generate`` are
+:class:`~stablesemantics.generate.GenerationConfig`'s fields (the capture's too), with its defaults.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Annotated
@@ -19,42 +19,9 @@ import typer
 from stablesemantics.cli.options import config_options
 from stablesemantics.generate.config import GenerationConfig
 from stablesemantics.generate.run import generate as run_generate
+from stablesemantics.prompts.files import read_prompts
 from stablesemantics.store.errors import StoreLockedError, StoreWriteError
 from stablesemantics.store.read import store_summary
-
-
-def read_prompts(path: str | Path) -> list[str]:
-    """Read prompts from a ``.txt`` (one per line), ``.json`` (list) or ``.csv`` (``prompt`` column).
-
-    >>> import tempfile, pathlib
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "p.txt"
-    >>> _ = p.write_text("a red car\\n\\n a dog \\n")
-    >>> read_prompts(p)
-    ['a red car', 'a dog']
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"prompts file {path} does not exist")
-    suffix = path.suffix.lower()
-    if suffix == ".json":
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(data, list):
-            raise ValueError(f"{path}: a JSON prompts file must hold a list")
-        out = []
-        for i, x in enumerate(data):
-            if isinstance(x, dict) and isinstance(x.get("prompt"), str):
-                x = x["prompt"]
-            if not isinstance(x, str):
-                raise ValueError(f"{path}: item {i} is neither a string nor an object with a 'prompt' string")
-            out.append(x)
-        return out
-    if suffix == ".csv":
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            if "prompt" not in (reader.fieldnames or []):
-                raise ValueError(f"{path}: a CSV prompts file needs a 'prompt' column, has {reader.fieldnames}")
-            return [row["prompt"] for row in reader if (row["prompt"] or "").strip()]
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def parse_seeds(text: str) -> int | list[int]:
@@ -94,7 +61,8 @@ def parse_map_size(text: str | None) -> tuple[int, int] | None:
 def generate(
     config: GenerationConfig,
     prompts: Annotated[
-        Path, typer.Option(help="Prompts file: .txt (one per line), .json list or .csv with a 'prompt' column.")
+        Path,
+        typer.Option(help="Prompts file: .txt (one per line), .json list, .csv/.tsv/.parquet ('prompt' column)."),
     ],
     out: Annotated[Path, typer.Option(help="Output Zarr store, e.g. data/stores/demo.zarr (resumed if it exists).")],
     seeds: Annotated[str, typer.Option(help="Seeds per prompt: a count (4 = seeds 0..3) or a list (0,5,7).")] = "4",

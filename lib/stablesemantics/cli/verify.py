@@ -18,20 +18,34 @@ def verify(
     """Check a store's checksums; exit 1 and name each damaged batch if any (rerun `generate` to redo them)."""
     check = verify_store(store)
     if as_json:
-        typer.echo(json.dumps({"path": str(check.path), "ok": check.ok, "checksums": check.checksums,
-                               "damaged_batches": check.damaged_batches, "problems": check.problems,
-                               "fatal": check.fatal}, indent=2))
+        typer.echo(
+            json.dumps(
+                {
+                    "path": str(check.path),
+                    "ok": check.ok,
+                    "checksums": check.checksums,
+                    "damaged_batches": check.damaged_batches,
+                    "problems": check.problems,
+                    "fatal": check.fatal,
+                },
+                indent=2,
+            )
+        )
     else:
         for line in check.fatal + check.problems:
             typer.echo(line)
         if not check.checksums:
-            typer.echo("note: this store has no chunk checksums (made by an earlier version); "
-                       "only chunks that no longer decompress can be found")
+            typer.echo(
+                "note: this store has no chunk checksums (made by an earlier version); "
+                "only chunks that no longer decompress can be found"
+            )
         if check.fatal:
             typer.echo(f"store {store} is damaged beyond repair: delete it and generate it again")
         elif check.damaged_batches:
-            typer.echo(f"damaged batches (image rows): {check.damaged_batches}; rerun the same "
-                       "`stablesemantics generate` command to redo them")
+            typer.echo(
+                f"damaged batches (image rows): {check.damaged_batches}; rerun the same "
+                "`stablesemantics generate` command to redo them"
+            )
         else:
             typer.echo(f"store {store} is intact")
     if not check.ok:

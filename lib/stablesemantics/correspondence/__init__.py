@@ -41,7 +41,14 @@ from stablesemantics.correspondence.pairs import (
     shared_parts,
 )
 from stablesemantics.correspondence.plots import plot_pck_bars, plot_transfers
-from stablesemantics.correspondence.scoring import ALPHAS, pck, pck_table, reference_sizes
+from stablesemantics.correspondence.scoring import (
+    ALPHAS,
+    best_and_worst,
+    pck,
+    pck_table,
+    point_errors,
+    reference_sizes,
+)
 from stablesemantics.correspondence.transfer import predict_points, transfer_maps
 
 __all__ = [
@@ -54,6 +61,7 @@ __all__ = [
     "KeypointQueries",
     "OptimisedEmbeddings",
     "argmax_points",
+    "best_and_worst",
     "box_centre",
     "candidate_objects",
     "crop_boxes",
@@ -73,6 +81,7 @@ __all__ = [
     "pck_table",
     "plot_pck_bars",
     "plot_transfers",
+    "point_errors",
     "points_to_crop",
     "predict_points",
     "prompt_sweep",

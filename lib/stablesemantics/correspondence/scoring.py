@@ -37,6 +37,29 @@ def pck(
     return float((dist[keep] <= alpha * ref[keep]).mean())
 
 
+def point_errors(predictions: pd.DataFrame, method: str) -> pd.Series:
+    """Distance in pixels between each query's point predicted by ``method`` and its true target point.
+
+    >>> point_errors(pd.DataFrame({"m_x": [3.0], "m_y": [4.0], "target_x": [0.0], "target_y": [0.0]}), "m").tolist()
+    [5.0]
+    """
+    dx = predictions[f"{method}_x"] - predictions.target_x
+    dy = predictions[f"{method}_y"] - predictions.target_y
+    return (dx**2 + dy**2) ** 0.5
+
+
+def best_and_worst(errors: pd.Series, n: int) -> list:
+    """Index labels of the ``n // 2`` (at least one) smallest errors, then of as many largest ones,
+    each in increasing order of error; ties keep the table's order (a stable sort).
+
+    >>> best_and_worst(pd.Series([3.0, 1.0, 2.0, 5.0]), 2)
+    [1, 3]
+    """
+    order = errors.sort_values(kind="stable").index.tolist()
+    k = min(n, len(order)) // 2 or 1
+    return order[:k] + order[-k:]
+
+
 def reference_sizes(table: pd.DataFrame, reference: str = "box", image_size: int | None = None) -> np.ndarray:
     """The PCK reference length of each query: the larger side of the target box, or the image side."""
     if reference == "box":

@@ -14,6 +14,7 @@ Example::
     0.333
 """
 
+from stablesemantics.evaluate.caption_benchmark import benchmark_captions, caption_score_rows, mismatched
 from stablesemantics.evaluate.captioner import (
     BOS,
     EOS,
@@ -54,6 +55,7 @@ from stablesemantics.evaluate.masks import (
     refine_masks,
     resolve_refinement,
 )
+from stablesemantics.evaluate.method_grid import mask_methods_with_oracle, oracle_row, sweep_groups, sweep_settings
 from stablesemantics.evaluate.metrics import (
     best_threshold_miou,
     centre_prior,
@@ -61,6 +63,7 @@ from stablesemantics.evaluate.metrics import (
     iou,
     miou_by_threshold,
 )
+from stablesemantics.evaluate.microsd_eval import MicroSDEvalConfig, evaluate_microsd
 from stablesemantics.evaluate.scores import (
     baseline_scores,
     class_ious,
@@ -85,6 +88,7 @@ __all__ = [
     "BOS",
     "EOS",
     "GeneratedMaps",
+    "MicroSDEvalConfig",
     "ObjectMaps",
     "PAD",
     "REFERENCE_DIR",
@@ -94,10 +98,12 @@ __all__ = [
     "UNK",
     "Vocabulary",
     "baseline_scores",
+    "benchmark_captions",
     "best_threshold_miou",
     "binarise_maps",
     "blip_captions",
     "caption_images",
+    "caption_score_rows",
     "caption_scores",
     "centre_prior",
     "class_ids",
@@ -109,6 +115,7 @@ __all__ = [
     "dense_crf",
     "encode_scenes",
     "evaluate_mask_methods",
+    "evaluate_microsd",
     "evaluate_segmenter",
     "generated_object_maps",
     "grid_ceiling_maps",
@@ -117,12 +124,15 @@ __all__ = [
     "load_blip",
     "load_segmenter",
     "localisation_sweep",
+    "mask_methods_with_oracle",
     "mask_scores",
     "mentioned_classes",
     "miou_by_threshold",
+    "mismatched",
     "morphological_refine",
     "noised_scene_maps",
     "object_ious",
+    "oracle_row",
     "otsu_threshold",
     "predict_classes",
     "random_weights_pipeline",
@@ -132,6 +142,8 @@ __all__ = [
     "resolve_refinement",
     "segmenter_object_masks",
     "semantic_scores",
+    "sweep_groups",
+    "sweep_settings",
     "synthetic_class_masks",
     "tiny_random_blip",
     "tokenize",

@@ -120,8 +120,16 @@ class SmallCaptioner(nn.Module):
     small Transformer decoder that attends to the grid (teacher forcing in training, greedy
     decoding in :meth:`generate`)."""
 
-    def __init__(self, vocab: Vocabulary, image_size: int = 32, width: int = 32, d_model: int = 128,
-                 layers: int = 2, heads: int = 4, max_len: int = 32):
+    def __init__(
+        self,
+        vocab: Vocabulary,
+        image_size: int = 32,
+        width: int = 32,
+        d_model: int = 128,
+        layers: int = 2,
+        heads: int = 4,
+        max_len: int = 32,
+    ):
         super().__init__()
         if image_size % 8:
             raise ValueError(f"image_size must be a multiple of 8, got {image_size}")
@@ -131,14 +139,14 @@ class SmallCaptioner(nn.Module):
         def conv(cin, cout, stride):
             return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1), nn.GroupNorm(8, cout), nn.SiLU())
 
-        self.encoder = nn.Sequential(conv(3, w, 1), conv(w, 2 * w, 2), conv(2 * w, 2 * w, 2),
-                                     conv(2 * w, 4 * w, 2), nn.Conv2d(4 * w, d_model, 1))
+        self.encoder = nn.Sequential(
+            conv(3, w, 1), conv(w, 2 * w, 2), conv(2 * w, 2 * w, 2), conv(2 * w, 4 * w, 2), nn.Conv2d(4 * w, d_model, 1)
+        )
         grid = (image_size // 8) ** 2
         self.grid_pos = nn.Parameter(torch.randn(1, grid, d_model) * 0.02)
         self.token_emb = nn.Embedding(len(vocab), d_model)
         self.token_pos = nn.Parameter(torch.randn(1, max_len, d_model) * 0.02)
-        layer = nn.TransformerDecoderLayer(d_model, heads, 2 * d_model, dropout=0.1, batch_first=True,
-                                           norm_first=True)
+        layer = nn.TransformerDecoderLayer(d_model, heads, 2 * d_model, dropout=0.1, batch_first=True, norm_first=True)
         self.decoder = nn.TransformerDecoder(layer, layers)
         self.norm = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, len(vocab))

@@ -49,8 +49,11 @@ def mentioned_classes(caption: str) -> set[str]:
     ['car', 'dog']
     """
     words = " " + " ".join(tokenize(caption)) + " "
-    return {name for name, spec in world.CLASSES.items()
-            if any(f" {' '.join(tokenize(s))} " in words for s in spec.synonyms)}
+    return {
+        name
+        for name, spec in world.CLASSES.items()
+        if any(f" {' '.join(tokenize(s))} " in words for s in spec.synonyms)
+    }
 
 
 def class_recall(captions: Sequence[str], scenes: Sequence) -> float:
@@ -109,12 +112,29 @@ def tiny_random_blip(seed: int = 0, image_size: int = 32):
             tokenizer = BertTokenizerFast(vocab_file=str(path), do_lower_case=True)
     tokenizer.add_special_tokens({"bos_token": "[DEC]"})
     config = BlipConfig(
-        text_config=dict(vocab_size=len(vocab), hidden_size=32, encoder_hidden_size=32, intermediate_size=37,
-                         projection_dim=32, num_hidden_layers=2, num_attention_heads=4,
-                         max_position_embeddings=40, bos_token_id=5, eos_token_id=3, sep_token_id=3,
-                         pad_token_id=0),
-        vision_config=dict(hidden_size=32, intermediate_size=37, projection_dim=32, num_hidden_layers=2,
-                           num_attention_heads=4, image_size=image_size, patch_size=8),
+        text_config=dict(
+            vocab_size=len(vocab),
+            hidden_size=32,
+            encoder_hidden_size=32,
+            intermediate_size=37,
+            projection_dim=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=40,
+            bos_token_id=5,
+            eos_token_id=3,
+            sep_token_id=3,
+            pad_token_id=0,
+        ),
+        vision_config=dict(
+            hidden_size=32,
+            intermediate_size=37,
+            projection_dim=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            image_size=image_size,
+            patch_size=8,
+        ),
         projection_dim=32,
         image_text_hidden_size=32,
     )
@@ -125,8 +145,9 @@ def tiny_random_blip(seed: int = 0, image_size: int = 32):
 
 
 @torch.no_grad()
-def blip_captions(model, processor, images: np.ndarray, batch: int = 16, max_new_tokens: int = 30,
-                  prompt: str | None = None) -> list[str]:
+def blip_captions(
+    model, processor, images: np.ndarray, batch: int = 16, max_new_tokens: int = 30, prompt: str | None = None
+) -> list[str]:
     """Captions of ``(n, H, W, 3)`` uint8 images with a BLIP model (greedy). ``prompt`` (e.g.
     ``"a picture of"``) is BLIP's conditional captioning; it is removed from the returned text."""
     from PIL import Image
@@ -142,6 +163,6 @@ def blip_captions(model, processor, images: np.ndarray, batch: int = 16, max_new
         ids = model.generate(**inputs, max_new_tokens=max_new_tokens)
         texts = processor.batch_decode(ids, skip_special_tokens=True)
         if prompt:
-            texts = [t[len(prompt):] if t.lower().startswith(prompt.lower()) else t for t in texts]
+            texts = [t[len(prompt) :] if t.lower().startswith(prompt.lower()) else t for t in texts]
         out.extend(t.strip() for t in texts)
     return out

@@ -24,9 +24,16 @@ def segmenter_object_masks(class_masks: np.ndarray, classes, image_index) -> np.
     return np.asarray(class_masks)[np.asarray(image_index)] == class_ids(classes)[:, None, None]
 
 
-def synthetic_class_masks(images: np.ndarray, maps: np.ndarray, classes, image_index,
-                          method: str = "adaptive", refinement: str = "auto", threshold: float = 0.5,
-                          thresholds=ADAPTIVE_THRESHOLDS) -> np.ndarray:
+def synthetic_class_masks(
+    images: np.ndarray,
+    maps: np.ndarray,
+    classes,
+    image_index,
+    method: str = "adaptive",
+    refinement: str = "auto",
+    threshold: float = 0.5,
+    thresholds=ADAPTIVE_THRESHOLDS,
+) -> np.ndarray:
     """DiffuMask's annotation step: class masks ``(n_images, H, W)`` int16 from object maps.
 
     Each object map is binarised (``method``) and refined (``refinement``) into the object's mask;

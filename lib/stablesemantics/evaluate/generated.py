@@ -23,9 +23,17 @@ class GeneratedMaps:
     prompts: list[str]
 
 
-def generated_object_maps(pipe, scenes: list, steps: int = 20, guidance: float = 7.5, capture=None,
-                          seed: int = 0, batch_size: int = 16, height: int | None = None,
-                          width: int | None = None) -> GeneratedMaps:
+def generated_object_maps(
+    pipe,
+    scenes: list,
+    steps: int = 20,
+    guidance: float = 7.5,
+    capture=None,
+    seed: int = 0,
+    batch_size: int = 16,
+    height: int | None = None,
+    width: int | None = None,
+) -> GeneratedMaps:
     """Generate one image per scene caption and capture each object phrase's map.
 
     The scenes only supply prompts and the classes their phrases name (``object_spans``); nothing
@@ -38,9 +46,17 @@ def generated_object_maps(pipe, scenes: list, steps: int = 20, guidance: float =
     images, maps, classes, where = [], [], [], []
     for start in range(0, len(scenes), batch_size):
         part = scenes[start : start + batch_size]
-        run = run_with_capture(pipe, capture=capture, seeds=[seed + start + i for i in range(len(part))],
-                               prompt=[s.caption for s in part], num_inference_steps=steps, guidance_scale=guidance,
-                               height=height, width=width, output_type="np")
+        run = run_with_capture(
+            pipe,
+            capture=capture,
+            seeds=[seed + start + i for i in range(len(part))],
+            prompt=[s.caption for s in part],
+            num_inference_steps=steps,
+            guidance_scale=guidance,
+            height=height,
+            width=width,
+            output_type="np",
+        )
         images.append(images_to_uint8(run.output.images))
         token_maps = run.maps
         for i, scene in enumerate(part):
@@ -50,5 +66,10 @@ def generated_object_maps(pipe, scenes: list, steps: int = 20, guidance: float =
             maps.append(m)
             classes.extend(scene.objects[k].cls for k in keep)
             where.extend([start + i] * len(keep))
-    return GeneratedMaps(np.concatenate(images), np.concatenate(maps) if maps else np.zeros((0, height, width)),
-                         classes, np.asarray(where, np.int64), [s.caption for s in scenes])
+    return GeneratedMaps(
+        np.concatenate(images),
+        np.concatenate(maps) if maps else np.zeros((0, height, width)),
+        classes,
+        np.asarray(where, np.int64),
+        [s.caption for s in scenes],
+    )

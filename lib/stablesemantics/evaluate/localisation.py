@@ -105,8 +105,15 @@ def encode_scenes(pipe, scenes: list, batch_size: int = 16) -> torch.Tensor:
 
 
 @torch.no_grad()
-def noised_scene_maps(pipe, scenes: list, timestep: int = 400, capture=None, seed: int = 0,
-                      batch_size: int = 16, latents: torch.Tensor | None = None) -> ObjectMaps:
+def noised_scene_maps(
+    pipe,
+    scenes: list,
+    timestep: int = 400,
+    capture=None,
+    seed: int = 0,
+    batch_size: int = 16,
+    latents: torch.Tensor | None = None,
+) -> ObjectMaps:
     """The cheapest localisation probe: scenes noised to ``timestep``, ONE UNet call with their captions.
 
     Each scene's latent (``latents``, else :func:`encode_scenes`) gets Gaussian noise at
@@ -131,8 +138,13 @@ def noised_scene_maps(pipe, scenes: list, timestep: int = 400, capture=None, see
         noise = torch.randn(lat.shape, generator=gen).to(device)
         t = torch.full((len(part),), int(timestep), dtype=torch.long, device=device)
         noisy = pipe.scheduler.add_noise(lat, noise, t)
-        ids = pipe.tokenizer([s.caption for s in part], padding="max_length", truncation=True,
-                             max_length=pipe.tokenizer.model_max_length, return_tensors="pt").input_ids
+        ids = pipe.tokenizer(
+            [s.caption for s in part],
+            padding="max_length",
+            truncation=True,
+            max_length=pipe.tokenizer.model_max_length,
+            return_tensors="pt",
+        ).input_ids
         cond = pipe.text_encoder(ids.to(device))[0]
         run = run_with_capture(pipe.unet, noisy.to(dtype), t, capture=capture, encoder_hidden_states=cond.to(dtype))
         _object_maps(pipe, part, run.maps, start, out)

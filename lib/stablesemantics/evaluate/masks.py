@@ -51,9 +51,17 @@ def crf_available() -> bool:
     return True
 
 
-def dense_crf(image: np.ndarray, mask: np.ndarray, confidence: float = 0.7, iterations: int = 5,
-              sxy_gaussian: float | None = None, sxy_bilateral: float | None = None, srgb: float = 13.0,
-              compat_gaussian: float = 3.0, compat_bilateral: float = 10.0) -> np.ndarray:
+def dense_crf(
+    image: np.ndarray,
+    mask: np.ndarray,
+    confidence: float = 0.7,
+    iterations: int = 5,
+    sxy_gaussian: float | None = None,
+    sxy_bilateral: float | None = None,
+    srgb: float = 13.0,
+    compat_gaussian: float = 3.0,
+    compat_bilateral: float = 10.0,
+) -> np.ndarray:
     """Refine a binary mask of an image with a fully connected CRF (Krähenbühl & Koltun 2011).
 
     The unary term believes the mask with probability ``confidence``; the pairwise terms pull
@@ -139,9 +147,14 @@ def refine_masks(masks: np.ndarray, images: np.ndarray | None = None, method: st
     return np.stack([dense_crf(im, m) for im, m in zip(images, masks)]) if len(masks) else masks.copy()
 
 
-def binarise_maps(maps: np.ndarray, method: str = "otsu", threshold: float = 0.5,
-                  thresholds=ADAPTIVE_THRESHOLDS, images: np.ndarray | None = None,
-                  select_with: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+def binarise_maps(
+    maps: np.ndarray,
+    method: str = "otsu",
+    threshold: float = 0.5,
+    thresholds=ADAPTIVE_THRESHOLDS,
+    images: np.ndarray | None = None,
+    select_with: str = "auto",
+) -> tuple[np.ndarray, np.ndarray]:
     """Map → mask, for ``(n, H, W)`` maps: returns boolean masks and the threshold used for each.
 
     Methods (each map is min-max normalised first):

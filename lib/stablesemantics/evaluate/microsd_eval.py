@@ -169,8 +169,12 @@ def generate_images(
     without, the plain pipeline call (no capture cost) and ``None``.
     """
     seeds = [first_seed + i for i in range(len(scenes))]
-    call = {"prompt": [s.caption for s in scenes], "num_inference_steps": 25, "guidance_scale": guidance_scale,
-            "output_type": "np"}
+    call = {
+        "prompt": [s.caption for s in scenes],
+        "num_inference_steps": 25,
+        "guidance_scale": guidance_scale,
+        "output_type": "np",
+    }
     if capture:
         run = run_with_capture(pipe, seeds=seeds, **call)
         return images_to_uint8(run.output.images), run.maps
@@ -215,7 +219,9 @@ def generated(pipe: Any, size: int, cfg: MicroSDEvalConfig, out: dict) -> None:
     )
     out["a_fidelity"]["by_guidance_scale"] = {"7.5": {k: out["a_fidelity"][k] for k in ("recall", "colour_accuracy")}}
     for scale in (3.0, 12.0):  # is the default guidance the limit? the same prompts and seeds, other scales
-        other = np.concatenate([generate_images(pipe, gen_scenes[i : i + 16], i, scale)[0] for i in range(0, n_gen, 16)])
+        other = np.concatenate(
+            [generate_images(pipe, gen_scenes[i : i + 16], i, scale)[0] for i in range(0, n_gen, 16)]
+        )
         score = fidelity(other, gen_scenes, predict_classes(seg, other), min_pixels)
         out["a_fidelity"]["by_guidance_scale"][str(scale)] = {k: score[k] for k in ("recall", "colour_accuracy")}
     maps, masks = np.stack(maps), np.stack(masks)

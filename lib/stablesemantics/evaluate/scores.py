@@ -120,9 +120,16 @@ def semantic_scores(pred: np.ndarray, truth: np.ndarray, names=None) -> dict:
 # ----------------------------------------------------------------------------- method comparison
 
 
-def evaluate_mask_methods(maps: np.ndarray, masks: np.ndarray, classes, images: np.ndarray,
-                          methods=BINARISATIONS, refinements=("none", "auto"), threshold: float = 0.5,
-                          thresholds=ADAPTIVE_THRESHOLDS):
+def evaluate_mask_methods(
+    maps: np.ndarray,
+    masks: np.ndarray,
+    classes,
+    images: np.ndarray,
+    methods=BINARISATIONS,
+    refinements=("none", "auto"),
+    threshold: float = 0.5,
+    thresholds=ADAPTIVE_THRESHOLDS,
+):
     """mIoU of every (binarisation, refinement) pair on object maps with their true masks.
 
     ``images`` holds the image of each map (``(n, H, W, 3)`` uint8, repeated for maps of the same
@@ -137,14 +144,21 @@ def evaluate_mask_methods(maps: np.ndarray, masks: np.ndarray, classes, images: 
         for ref in refinements:
             ref_name = resolve_refinement(ref)
             pred = refine_masks(binary, images, ref_name)
-            rows.append({"method": method, "refinement": ref_name, **mask_scores(pred, masks, classes),
-                         "mean_threshold": float(np.mean(used)) if len(used) else float("nan"),
-                         **class_ious(pred, masks, classes)})
+            rows.append(
+                {
+                    "method": method,
+                    "refinement": ref_name,
+                    **mask_scores(pred, masks, classes),
+                    "mean_threshold": float(np.mean(used)) if len(used) else float("nan"),
+                    **class_ious(pred, masks, classes),
+                }
+            )
     return pd.DataFrame(rows).set_index(["method", "refinement"])
 
 
-def baseline_scores(masks: np.ndarray, classes, method: str = "otsu", threshold: float = 0.5,
-                    sigma: float = 0.25) -> dict[str, dict[str, float]]:
+def baseline_scores(
+    masks: np.ndarray, classes, method: str = "otsu", threshold: float = 0.5, sigma: float = 0.25
+) -> dict[str, dict[str, float]]:
     """Scores of maps that ignore the image: ``uniform`` (the whole image is the object: the only
     mask a constant map gives) and ``centre prior`` (a centred Gaussian, binarised by ``method``)."""
     masks = np.asarray(masks, bool)

@@ -24,8 +24,12 @@ class SmallSegmenter(nn.Module):
 
         def block(cin, cout):
             return nn.Sequential(
-                nn.Conv2d(cin, cout, 3, padding=1), nn.GroupNorm(8, cout), nn.SiLU(),
-                nn.Conv2d(cout, cout, 3, padding=1), nn.GroupNorm(8, cout), nn.SiLU(),
+                nn.Conv2d(cin, cout, 3, padding=1),
+                nn.GroupNorm(8, cout),
+                nn.SiLU(),
+                nn.Conv2d(cout, cout, 3, padding=1),
+                nn.GroupNorm(8, cout),
+                nn.SiLU(),
             )
 
         w = width
@@ -46,8 +50,10 @@ class SmallSegmenter(nn.Module):
 def predict_classes(model: SmallSegmenter, images: np.ndarray, batch: int = 64) -> np.ndarray:
     """Per-pixel class ids (0 = background) for ``(n, H, W, 3)`` uint8 images."""
     device = next(model.parameters()).device
-    out = [model(images_to_tensor(images[i : i + batch]).to(device)).argmax(1).cpu().numpy()
-           for i in range(0, len(images), batch)]
+    out = [
+        model(images_to_tensor(images[i : i + batch]).to(device)).argmax(1).cpu().numpy()
+        for i in range(0, len(images), batch)
+    ]
     return np.concatenate(out).astype(np.int16)
 
 

@@ -42,7 +42,7 @@ def window_timesteps(pipe, steps: int, strength: float, t_range: tuple[float, fl
     sched = pipe.scheduler.__class__.from_config(pipe.scheduler.config)
     sched.set_timesteps(steps)
     n_run = min(int(steps * strength), steps)
-    run = [int(t) for t in sched.timesteps[steps - n_run:]]
+    run = [int(t) for t in sched.timesteps[steps - n_run :]]
     cfg = CaptureConfig(t_range=tuple(t_range))
     kept = [t for i, t in enumerate(run) if cfg.keeps_step(i, len(run))]
     if not kept:
@@ -59,17 +59,30 @@ def random_weights_pipeline(pipe, seed: int = 0):
     unet = type(pipe.unet).from_config(pipe.unet.config)
     torch.manual_seed(seed)
     text_encoder = type(pipe.text_encoder)(pipe.text_encoder.config)
-    comps = {**pipe.components, "unet": unet.to(pipe.device, pipe.unet.dtype).eval(),
-             "text_encoder": text_encoder.to(pipe.device, pipe.text_encoder.dtype).eval()}
-    out = StableDiffusionPipeline(**{k: v for k, v in comps.items() if k != "requires_safety_checker"},
-                                  requires_safety_checker=False)
+    comps = {
+        **pipe.components,
+        "unet": unet.to(pipe.device, pipe.unet.dtype).eval(),
+        "text_encoder": text_encoder.to(pipe.device, pipe.text_encoder.dtype).eval(),
+    }
+    out = StableDiffusionPipeline(
+        **{k: v for k, v in comps.items() if k != "requires_safety_checker"}, requires_safety_checker=False
+    )
     out.set_progress_bar_config(disable=True)
     return out
 
 
-def localisation_sweep(pipe, scenes: list, configs: dict, strength: float = 0.6, steps: int = 25,
-                       guidance: float = 1.0, seed: int = 0, batch_size: int = 16, method: str = "otsu",
-                       timestep: int | None = None):
+def localisation_sweep(
+    pipe,
+    scenes: list,
+    configs: dict,
+    strength: float = 0.6,
+    steps: int = 25,
+    guidance: float = 1.0,
+    seed: int = 0,
+    batch_size: int = 16,
+    method: str = "otsu",
+    timestep: int | None = None,
+):
     """Localisation of each capture setting on rendered scenes (same scenes, seeds and noise for all).
 
     ``configs`` maps a label to a :class:`~stablesemantics.capture.CaptureConfig`, or to a pair
@@ -90,15 +103,30 @@ def localisation_sweep(pipe, scenes: list, configs: dict, strength: float = 0.6,
     for label, setting in configs.items():
         capture, t = setting if isinstance(setting, tuple) else (setting, timestep)
         if t is None:
-            om = rendered_scene_maps(pipe, scenes, strength=strength, steps=steps, guidance=guidance,
-                                     capture=capture, seed=seed, batch_size=batch_size)
+            om = rendered_scene_maps(
+                pipe,
+                scenes,
+                strength=strength,
+                steps=steps,
+                guidance=guidance,
+                capture=capture,
+                seed=seed,
+                batch_size=batch_size,
+            )
         else:
             if latents is None:
                 latents = encode_scenes(pipe, scenes, batch_size)
             om = noised_scene_maps(pipe, scenes, int(t), capture, seed=seed, batch_size=batch_size, latents=latents)
         best, thr = best_threshold_miou(om.maps, om.masks)
         pred = binarise_maps(om.maps, method)[0]
-        rows.append({"setting": label, "best_global_miou": best, "best_threshold": thr,
-                     **{f"{method}_{k}": v for k, v in mask_scores(pred, om.masks, om.classes).items()},
-                     "timestep": None if t is None else int(t), "n_objects": len(om.maps)})
+        rows.append(
+            {
+                "setting": label,
+                "best_global_miou": best,
+                "best_threshold": thr,
+                **{f"{method}_{k}": v for k, v in mask_scores(pred, om.masks, om.classes).items()},
+                "timestep": None if t is None else int(t),
+                "n_objects": len(om.maps),
+            }
+        )
     return pd.DataFrame(rows).set_index("setting")

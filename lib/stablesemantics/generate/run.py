@@ -64,12 +64,29 @@ def _quiet_truncation(pipe: Any) -> Iterator[None]:
             lg.removeFilter(note)
 
 
-def _run_batch(pipe: Any, captions: list[str], seeds: list[int], map_tokens: list[list[tuple[int, ...]]],
-               steps: int, guidance: float, height: int, width: int,
-               capture: CaptureConfig) -> tuple[np.ndarray, np.ndarray]:
+def _run_batch(
+    pipe: Any,
+    captions: list[str],
+    seeds: list[int],
+    map_tokens: list[list[tuple[int, ...]]],
+    steps: int,
+    guidance: float,
+    height: int,
+    width: int,
+    capture: CaptureConfig,
+) -> tuple[np.ndarray, np.ndarray]:
     with _quiet_truncation(pipe):
-        run = run_with_capture(pipe, capture=capture, seeds=seeds, prompt=captions, num_inference_steps=steps,
-                               guidance_scale=guidance, height=height, width=width, output_type="np")
+        run = run_with_capture(
+            pipe,
+            capture=capture,
+            seeds=seeds,
+            prompt=captions,
+            num_inference_steps=steps,
+            guidance_scale=guidance,
+            height=height,
+            width=width,
+            output_type="np",
+        )
     images = images_to_uint8(run.output.images)
     maps = [chunk_maps(run.maps[i], toks).numpy() for i, toks in enumerate(map_tokens) if toks]
     h, w = run.maps.shape[-2:]
@@ -149,9 +166,15 @@ def generate(
         return _generate_locked(texts, seed_list, out, config, attrs, verify, _after_batch)
 
 
-def _generate_locked(texts: list[str], seed_list: list[int], out: Path, config: GenerationConfig,
-                     attrs: dict[str, Any] | None, verify: bool,
-                     _after_batch: Callable[[int, int], None] | None) -> Path:
+def _generate_locked(
+    texts: list[str],
+    seed_list: list[int],
+    out: Path,
+    config: GenerationConfig,
+    attrs: dict[str, Any] | None,
+    verify: bool,
+    _after_batch: Callable[[int, int], None] | None,
+) -> Path:
     """:func:`generate` after its checks, holding the store's writer lock."""
     model = config.model
     if isinstance(model, (str, os.PathLike)):
@@ -166,8 +189,15 @@ def _generate_locked(texts: list[str], seed_list: list[int], out: Path, config: 
     steps, guidance, height, width = config.steps, config.guidance, config.height, config.width
     batch_size, capture = config.batch_size, config.capture
     map_size = tuple(capture.map_size) if capture.map_size is not None else attention_grid(pipe, height, width)
-    plan = plan_generation(texts, seed_list, token_segments(pipe), image_size=(height, width), map_size=map_size,
-                           batch_size=batch_size, dedupe=config.dedupe)
+    plan = plan_generation(
+        texts,
+        seed_list,
+        token_segments(pipe),
+        image_size=(height, width),
+        map_size=map_size,
+        batch_size=batch_size,
+        dedupe=config.dedupe,
+    )
     model_id = _model_id(model, pipe)
     facts = _model_facts(model_id, pipe)
     root_settings = _settings(config, model_id, facts)
@@ -176,8 +206,17 @@ def _generate_locked(texts: list[str], seed_list: list[int], out: Path, config: 
     layout = plan.layout
 
     def run(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-        return _run_batch(pipe, list(layout.caption[start:stop]), list(layout.seed[start:stop]),
-                          plan.map_tokens[start:stop], steps, guidance, height, width, capture)
+        return _run_batch(
+            pipe,
+            list(layout.caption[start:stop]),
+            list(layout.seed[start:stop]),
+            plan.map_tokens[start:stop],
+            steps,
+            guidance,
+            height,
+            width,
+            capture,
+        )
 
     first: tuple[int, int, np.ndarray, np.ndarray] | None = None
     if out.exists():
@@ -187,8 +226,12 @@ def _generate_locked(texts: list[str], seed_list: list[int], out: Path, config: 
         _check_resumable(out, record, facts, plan)
         if check is not None and not check.ok:
             redo = clear_damage(check)
-            warnings.warn(f"store {out} is damaged; redoing batches {redo}: " + "; ".join(check.problems[:5])
-                          + (" ..." if len(check.problems) > 5 else ""), stacklevel=3)
+            warnings.warn(
+                f"store {out} is damaged; redoing batches {redo}: "
+                + "; ".join(check.problems[:5])
+                + (" ..." if len(check.problems) > 5 else ""),
+                stacklevel=3,
+            )
     else:
         # Run the first batch before creating the store: bad settings (sizes the model cannot
         # make, a capture config it cannot honour) fail without leaving an empty store behind.
@@ -197,15 +240,22 @@ def _generate_locked(texts: list[str], seed_list: list[int], out: Path, config: 
         if tuple(maps.shape[1:]) != tuple(map_size):
             raise RuntimeError(f"capture returned {maps.shape[1:]} maps, expected {map_size}")
         store_attrs = {
-            "library": "stablesemantics", "library_version": __version__, **root_settings,
-            "image_size": [height, width], "map_size": list(map_size), "device": device_type,
+            "library": "stablesemantics",
+            "library_version": __version__,
+            **root_settings,
+            "image_size": [height, width],
+            "map_size": list(map_size),
+            "device": device_type,
             CONFIG_ATTR: record,
             **_versions(),
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "seeds": plan.seeds, "n_prompts": len(plan.captions), "n_seeds": len(plan.seeds),
-            "cleaning": plan.cleaning, "truncated_prompt_ids": plan.truncated_prompt_ids,
+            "seeds": plan.seeds,
+            "n_prompts": len(plan.captions),
+            "n_seeds": len(plan.seeds),
+            "cleaning": plan.cleaning,
+            "truncated_prompt_ids": plan.truncated_prompt_ids,
             "map_rule": "mean over the chunk's tokens of the mean attention probability over "
-                        "kept heads, layers and steps (conditional half under guidance)",
+            "kept heads, layers and steps (conditional half under guidance)",
             **describe_text(pipe),  # model_family, text_encoders, token_segments
         }
         clash = sorted((set(store_attrs) | {"schema_version"}) & set(attrs or {}))
@@ -219,8 +269,9 @@ def _generate_locked(texts: list[str], seed_list: list[int], out: Path, config: 
     n_done = layout.n_images - sum(e - s for s, e in pending)
     from tqdm.auto import tqdm
 
-    with tqdm(total=layout.n_images, initial=n_done, disable=not config.progress, unit="image",
-              desc=f"generate {out.name}") as bar:
+    with tqdm(
+        total=layout.n_images, initial=n_done, disable=not config.progress, unit="image", desc=f"generate {out.name}"
+    ) as bar:
         for start, stop in pending:
             if first is not None and (start, stop) == first[:2]:
                 images, maps = first[2], first[3]

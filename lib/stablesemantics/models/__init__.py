@@ -1,4 +1,5 @@
-"""Load a diffusion pipeline: the embedded MicroSD, a local directory, a hub id, or a tiny random one.
+"""Load a diffusion pipeline: the embedded MicroSD, a local directory, a hub id, a spec, or a tiny random one
+of any family (SD 1.x/2.x, SDXL, SD3, Flux), and what the rest of the project needs to know about its family.
 """
 
 from stablesemantics.models.components import (
@@ -6,6 +7,15 @@ from stablesemantics.models.components import (
     assemble_components,
     sd_scheduler,
     tiny_random_components,
+)
+from stablesemantics.models.families import (
+    FAMILIES,
+    attention_grid,
+    default_image_size,
+    denoiser,
+    describe_text,
+    pipeline_family,
+    token_segments,
 )
 from stablesemantics.models.load import (
     MICROSD,
@@ -15,16 +25,28 @@ from stablesemantics.models.load import (
     default_dtype,
     load_pipeline,
 )
+from stablesemantics.models.spec import ModelSpec, parse_model_spec
+from stablesemantics.models.tiny import TINY_PIPELINES
 
 __all__ = [
+    "FAMILIES",
     "MICROSD",
     "ModelNotFoundError",
+    "ModelSpec",
     "SD_NOISE_SCHEDULE",
+    "TINY_PIPELINES",
     "TINY_RANDOM",
     "assemble_components",
+    "attention_grid",
     "default_device",
     "default_dtype",
+    "default_image_size",
+    "denoiser",
+    "describe_text",
     "load_pipeline",
+    "parse_model_spec",
+    "pipeline_family",
     "sd_scheduler",
     "tiny_random_components",
+    "token_segments",
 ]

@@ -183,7 +183,9 @@ def _from_pretrained(name: str, dtype: torch.dtype) -> DiffusionPipeline:
     try:
         cls = _pipeline_class(name)
         if "safety_checker" in inspect.signature(cls.__init__).parameters:
-            return cls.from_pretrained(name, **{_DTYPE_KWARG: dtype}, safety_checker=None, requires_safety_checker=False)
+            return cls.from_pretrained(
+                name, **{_DTYPE_KWARG: dtype}, safety_checker=None, requires_safety_checker=False
+            )
         return cls.from_pretrained(name, **{_DTYPE_KWARG: dtype})
     except (OSError, *not_found) as err:
         if os.path.isdir(name):

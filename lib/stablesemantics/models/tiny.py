@@ -63,9 +63,18 @@ def _clip(seed: int, hidden: int = 32, *, projection: bool = False) -> torch.nn.
     """A 2-layer CLIP text encoder with the real CLIP vocabulary (``projection``: the ``WithProjection`` kind)."""
     torch.manual_seed(seed)
     config = CLIPTextConfig(
-        hidden_size=hidden, intermediate_size=37, layer_norm_eps=1e-05, num_attention_heads=4, num_hidden_layers=2,
-        vocab_size=CLIP_VOCAB_SIZE, max_position_embeddings=CLIP_MAX_LENGTH, bos_token_id=CLIP_BOS_ID,
-        eos_token_id=CLIP_EOS_ID, pad_token_id=CLIP_PAD_ID, hidden_act="gelu", projection_dim=hidden,
+        hidden_size=hidden,
+        intermediate_size=37,
+        layer_norm_eps=1e-05,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        vocab_size=CLIP_VOCAB_SIZE,
+        max_position_embeddings=CLIP_MAX_LENGTH,
+        bos_token_id=CLIP_BOS_ID,
+        eos_token_id=CLIP_EOS_ID,
+        pad_token_id=CLIP_PAD_ID,
+        hidden_act="gelu",
+        projection_dim=hidden,
     )
     return (CLIPTextModelWithProjection if projection else CLIPTextModel)(config).eval()
 
@@ -74,8 +83,16 @@ def _t5(seed: int, width: int) -> torch.nn.Module:
     """A 2-layer T5 encoder of ``width`` over the tiny T5 tokenizer's vocabulary."""
     torch.manual_seed(seed)
     config = T5Config(
-        vocab_size=len(load_tiny_t5_tokenizer()), d_model=width, d_kv=8, d_ff=37, num_layers=2, num_heads=4,
-        relative_attention_num_buckets=8, pad_token_id=T5_PAD_ID, eos_token_id=T5_EOS_ID, decoder_start_token_id=0,
+        vocab_size=len(load_tiny_t5_tokenizer()),
+        d_model=width,
+        d_kv=8,
+        d_ff=37,
+        num_layers=2,
+        num_heads=4,
+        relative_attention_num_buckets=8,
+        pad_token_id=T5_PAD_ID,
+        eos_token_id=T5_EOS_ID,
+        decoder_start_token_id=0,
     )
     return T5EncoderModel(config).eval()
 
@@ -92,12 +109,19 @@ def _vae(seed: int, *, flow: bool = False) -> torch.nn.Module:
     torch.manual_seed(seed)
     extra: dict[str, Any] = (
         {"use_quant_conv": False, "use_post_quant_conv": False, "shift_factor": 0.0609, "scaling_factor": 1.5035}
-        if flow else {}
+        if flow
+        else {}
     )
     return AutoencoderKL(
-        block_out_channels=(16, 32), in_channels=3, out_channels=3, latent_channels=4, norm_num_groups=8,
+        block_out_channels=(16, 32),
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        norm_num_groups=8,
         down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"), sample_size=64, **extra,
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        sample_size=64,
+        **extra,
     ).eval()
 
 
@@ -109,18 +133,36 @@ def tiny_random_sd2(seed: int = 0) -> StableDiffusionPipeline:
     """
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
-        block_out_channels=(32, 64), layers_per_block=2, sample_size=32, in_channels=4, out_channels=4,
+        block_out_channels=(32, 64),
+        layers_per_block=2,
+        sample_size=32,
+        in_channels=4,
+        out_channels=4,
         down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=32, attention_head_dim=(2, 4), use_linear_projection=True, norm_num_groups=8,
+        cross_attention_dim=32,
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        norm_num_groups=8,
     ).eval()
     scheduler = DDIMScheduler(
-        **SD_NOISE_SCHEDULE, set_alpha_to_one=False, steps_offset=1, prediction_type="v_prediction",
-        timestep_spacing="trailing", rescale_betas_zero_snr=False,
+        **SD_NOISE_SCHEDULE,
+        set_alpha_to_one=False,
+        steps_offset=1,
+        prediction_type="v_prediction",
+        timestep_spacing="trailing",
+        rescale_betas_zero_snr=False,
     )
     return StableDiffusionPipeline(
-        unet=unet, vae=_vae(seed), text_encoder=_clip(seed), tokenizer=load_clip_tokenizer(), scheduler=scheduler,
-        safety_checker=None, feature_extractor=None, image_encoder=None, requires_safety_checker=False,
+        unet=unet,
+        vae=_vae(seed),
+        text_encoder=_clip(seed),
+        tokenizer=load_clip_tokenizer(),
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        image_encoder=None,
+        requires_safety_checker=False,
     )
 
 
@@ -133,20 +175,36 @@ def tiny_random_sdxl(seed: int = 0) -> StableDiffusionXLPipeline:
     """
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
-        block_out_channels=(32, 64), layers_per_block=2, sample_size=32, in_channels=4, out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time",
-        addition_time_embed_dim=8, transformer_layers_per_block=(1, 2),
-        projection_class_embeddings_input_dim=6 * 8 + 32, cross_attention_dim=64, norm_num_groups=8,
+        block_out_channels=(32, 64),
+        layers_per_block=2,
+        sample_size=32,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=8,
+        transformer_layers_per_block=(1, 2),
+        projection_class_embeddings_input_dim=6 * 8 + 32,
+        cross_attention_dim=64,
+        norm_num_groups=8,
     ).eval()
     scheduler = EulerDiscreteScheduler(
         beta_start=0.00085, beta_end=0.012, steps_offset=1, beta_schedule="scaled_linear", timestep_spacing="leading"
     )
     return StableDiffusionXLPipeline(
-        unet=unet, vae=_vae(seed), scheduler=scheduler,
-        text_encoder=_clip(seed), tokenizer=load_clip_tokenizer(),
-        text_encoder_2=_clip(seed + 1, projection=True), tokenizer_2=_second_clip_tokenizer(),
-        image_encoder=None, feature_extractor=None, add_watermarker=False,
+        unet=unet,
+        vae=_vae(seed),
+        scheduler=scheduler,
+        text_encoder=_clip(seed),
+        tokenizer=load_clip_tokenizer(),
+        text_encoder_2=_clip(seed + 1, projection=True),
+        tokenizer_2=_second_clip_tokenizer(),
+        image_encoder=None,
+        feature_extractor=None,
+        add_watermarker=False,
     )
 
 
@@ -159,15 +217,30 @@ def tiny_random_sd3(seed: int = 0) -> StableDiffusion3Pipeline:
     """
     torch.manual_seed(seed)
     transformer = SD3Transformer2DModel(
-        sample_size=32, patch_size=2, in_channels=4, num_layers=2, attention_head_dim=8, num_attention_heads=4,
-        caption_projection_dim=32, joint_attention_dim=64, pooled_projection_dim=64, out_channels=4,
-        pos_embed_max_size=64, dual_attention_layers=(0,), qk_norm="rms_norm",
+        sample_size=32,
+        patch_size=2,
+        in_channels=4,
+        num_layers=2,
+        attention_head_dim=8,
+        num_attention_heads=4,
+        caption_projection_dim=32,
+        joint_attention_dim=64,
+        pooled_projection_dim=64,
+        out_channels=4,
+        pos_embed_max_size=64,
+        dual_attention_layers=(0,),
+        qk_norm="rms_norm",
     ).eval()
     return StableDiffusion3Pipeline(
-        transformer=transformer, vae=_vae(seed, flow=True), scheduler=FlowMatchEulerDiscreteScheduler(),
-        text_encoder=_clip(seed, projection=True), tokenizer=load_clip_tokenizer(),
-        text_encoder_2=_clip(seed + 1, projection=True), tokenizer_2=_second_clip_tokenizer(),
-        text_encoder_3=_t5(seed, 64), tokenizer_3=load_tiny_t5_tokenizer(),
+        transformer=transformer,
+        vae=_vae(seed, flow=True),
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        text_encoder=_clip(seed, projection=True),
+        tokenizer=load_clip_tokenizer(),
+        text_encoder_2=_clip(seed + 1, projection=True),
+        tokenizer_2=_second_clip_tokenizer(),
+        text_encoder_3=_t5(seed, 64),
+        tokenizer_3=load_tiny_t5_tokenizer(),
     )
 
 
@@ -181,14 +254,26 @@ def tiny_random_flux(seed: int = 0) -> FluxPipeline:
     """
     torch.manual_seed(seed)
     transformer = FluxTransformer2DModel(
-        patch_size=1, in_channels=16, num_layers=2, num_single_layers=2, attention_head_dim=16,
-        num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=32, axes_dims_rope=(4, 4, 8),
+        patch_size=1,
+        in_channels=16,
+        num_layers=2,
+        num_single_layers=2,
+        attention_head_dim=16,
+        num_attention_heads=2,
+        joint_attention_dim=32,
+        pooled_projection_dim=32,
+        axes_dims_rope=(4, 4, 8),
     ).eval()
     return FluxPipeline(
-        transformer=transformer, vae=_vae(seed, flow=True), scheduler=FlowMatchEulerDiscreteScheduler(),
-        text_encoder=_clip(seed), tokenizer=load_clip_tokenizer(),
-        text_encoder_2=_t5(seed, 32), tokenizer_2=load_tiny_t5_tokenizer(),
-        image_encoder=None, feature_extractor=None,
+        transformer=transformer,
+        vae=_vae(seed, flow=True),
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        text_encoder=_clip(seed),
+        tokenizer=load_clip_tokenizer(),
+        text_encoder_2=_t5(seed, 32),
+        tokenizer_2=load_tiny_t5_tokenizer(),
+        image_encoder=None,
+        feature_extractor=None,
     )
 
 

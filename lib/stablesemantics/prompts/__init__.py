@@ -1,6 +1,7 @@
 """Prompts: clean real-user captions, find their noun chunks, map chunks to CLIP token positions.
 
-The pipeline is ``clean_prompt`` -> ``noun_chunks`` -> ``chunk_token_indices``. Positions refer
+The pipeline is ``read_prompts`` (files) -> ``clean_prompt`` -> ``noun_chunks`` -> ``chunk_token_indices``;
+``noun_coverage`` measures how many nouns of a collection get a chunk. Positions refer
 to the padded 77-token sequence that a Stable Diffusion text encoder sees (position 0 is BOS),
 so they index the token axis of the captured cross-attention maps directly.
 
@@ -38,6 +39,16 @@ from stablesemantics.prompts.clip_tokenizer import (
     load_clip_tokenizer,
     prompt_too_long,
 )
+from stablesemantics.prompts.coverage import NounCoverage, noun_coverage
+from stablesemantics.prompts.files import (
+    PromptFile,
+    PromptFileError,
+    SkippedRow,
+    SkippedRowsWarning,
+    read_prompt_file,
+    read_prompts,
+)
+from stablesemantics.prompts.segments import TokenSegment, segment_chunk_indices
 
 __all__ = [
     "CLIP_BOS_ID",
@@ -49,9 +60,15 @@ __all__ = [
     "CleanedPrompt",
     "CleaningReport",
     "NounChunk",
+    "NounCoverage",
+    "PromptFile",
+    "PromptFileError",
     "SPACY_MODEL",
+    "SkippedRow",
+    "SkippedRowsWarning",
     "SpanTokens",
     "TokenAlignmentError",
+    "TokenSegment",
     "chunk_token_indices",
     "clean_prompt",
     "clean_prompts",
@@ -61,7 +78,11 @@ __all__ = [
     "load_nlp",
     "noun_chunks",
     "noun_chunks_many",
+    "noun_coverage",
     "prompt_too_long",
+    "read_prompt_file",
+    "read_prompts",
+    "segment_chunk_indices",
     "token_char_spans",
     "token_indices_for_spans",
 ]

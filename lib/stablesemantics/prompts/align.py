@@ -72,12 +72,38 @@ def _spans_from_offsets(text: str, tokenizer) -> list[tuple[int, int]] | None:
     return offsets
 
 
+def _normalised_clusters(piece: str) -> tuple[str, list[tuple[int, int]]]:
+    """``piece`` as the tokenizer normalises it (NFC, lower case), built cluster by cluster (a
+    character and the combining marks after it), and for each normalised character the span in
+    ``piece`` of the cluster it comes from ("e\u0301," -> "\u00e9," from (0, 2) and (2, 3))."""
+    out, src, s = [], [], 0
+    for i in range(1, len(piece) + 1):
+        if i == len(piece) or not unicodedata.combining(piece[i]):
+            norm = unicodedata.normalize("NFC", piece[s:i]).lower()
+            out.append(norm)
+            src += [(s, i)] * len(norm)
+            s = i
+    return "".join(out), src
+
+
 def _spans_within_piece(piece: str, start: int, pieces: list[bytes]) -> list[tuple[int, int]]:
-    """Char spans of a piece's tokens; the whole piece for each if characters do not line up."""
+    """Char spans of a piece's tokens: through the normalised characters' clusters when the
+    tokens spell the piece normalised cluster by cluster, else character for character when the
+    lengths agree, else the whole piece for each token."""
     try:
         decoded = b"".join(pieces).decode("utf-8")
     except UnicodeDecodeError:
         decoded = None
+    if decoded is not None and all(pieces):
+        normalised, src = _normalised_clusters(piece)
+        if normalised == decoded:
+            char_of_byte = [i for i, ch in enumerate(decoded) for _ in ch.encode("utf-8")]
+            spans, b = [], 0
+            for p in pieces:
+                first, last = src[char_of_byte[b]], src[char_of_byte[b + len(p) - 1]]
+                spans.append((start + first[0], start + last[1]))
+                b += len(p)
+            return spans
     if decoded is None or len(decoded) != len(piece):
         return [(start, start + len(piece))] * len(pieces)
     byte_to_char = [i for i, ch in enumerate(decoded) for _ in ch.encode("utf-8")]

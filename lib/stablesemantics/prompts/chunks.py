@@ -33,7 +33,7 @@ class NounChunk:
     word_spans: tuple[tuple[int, int], ...]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_nlp(name: str = SPACY_MODEL):
     """Load (once per process) the spaCy pipeline used for noun chunks.
 
@@ -48,9 +48,7 @@ def load_nlp(name: str = SPACY_MODEL):
 
 
 def _is_content(token) -> bool:
-    return not (
-        token.is_punct or token.is_space or token.dep_ == "det" or token.tag_ in _FUNCTION_TAGS
-    )
+    return not (token.is_punct or token.is_space or token.dep_ == "det" or token.tag_ in _FUNCTION_TAGS)
 
 
 def _parse_form(text: str) -> str:
@@ -155,7 +153,7 @@ def _noun_spans(doc, lexicon: Lexicon | None = None) -> list[tuple]:
         start = i
         while start > 0 and start - 1 not in covered and _left(doc[start - 1]):
             start -= 1
-        joined = [k for k, (span, _) in enumerate(spans) if span.start == j] if j in covered else []
+        joined = [k for k, (span, _) in enumerate(spans) if span.start == j] if j in covered and _inner(doc[j]) else []
         if joined:
             span, root = spans[joined[0]]
             spans[joined[0]] = (doc[start : span.end], root)
@@ -173,10 +171,8 @@ def _noun_spans(doc, lexicon: Lexicon | None = None) -> list[tuple]:
 def _unknown_word(token, lexicon: Lexicon | None) -> bool:
     """An adjective that the lexicon does not know (a misspelt noun, mostly)."""
     word = token.text.lower()
-    return (
-        lexicon is not None and token.pos_ == "ADJ" and word.isalpha()
-        and word not in lexicon.nouns and word not in lexicon.adjectives
-    )
+    known = lexicon is not None and (word in lexicon.nouns or word in lexicon.adjectives)
+    return lexicon is not None and token.pos_ == "ADJ" and word.isalpha() and not known
 
 
 def _chunks_of_doc(doc, include_pronouns: bool, text: str | None = None, nlp=None) -> list[NounChunk]:
@@ -189,7 +185,8 @@ def _chunks_of_doc(doc, include_pronouns: bool, text: str | None = None, nlp=Non
         words = tuple((t.idx, t.idx + len(t.text)) for t in span if _is_content(t))
         if words:
             lemma = root_lemma(root, text[root.idx : root.idx + len(root.text)], lexicon)
-            chunks.append(NounChunk(text[span.start_char : span.end_char], lemma, span.start_char, span.end_char, words))
+            chunk_text = text[span.start_char : span.end_char]
+            chunks.append(NounChunk(chunk_text, lemma, span.start_char, span.end_char, words))
     return chunks
 
 

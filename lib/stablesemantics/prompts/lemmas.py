@@ -14,8 +14,8 @@ from typing import NamedTuple
 
 # Names written in lower case that spaCy takes for the plural of another known noun.
 _NAMES_LIKE_PLURALS = frozenset(
-    {"mars", "wales", "marseilles", "philippines", "alps", "ares", "athens", "hermes", "naples", "achilles",
-     "hercules", "versailles", "seychelles", "bahamas", "andes", "pyrenees", "rockies", "midas", "lagos", "tunis"}
+    "mars wales marseilles philippines alps ares athens hermes naples achilles hercules versailles seychelles "
+    "bahamas andes pyrenees rockies midas lagos tunis".split()
 )
 
 
@@ -62,14 +62,17 @@ def root_lemma(token, form: str, lexicon: Lexicon | None) -> str:
     Example:
         >>> from stablesemantics.prompts import load_nlp
         >>> nlp = load_nlp()
-        >>> [root_lemma(t, t.text, load_lexicon(nlp)) for t in nlp("mars ramen dogs men")]
-        ['mars', 'ramen', 'dog', 'man']
+        >>> words = ("mars", "ramen", "dogs", "men", "smartphones")
+        >>> [root_lemma(nlp(f"a photo of {w}")[-1], w, load_lexicon(nlp)) for w in words]
+        ['mars', 'ramen', 'dog', 'man', 'smartphone']
     """
     lemma, form = token.lemma_.lower(), form.lower()
-    if lexicon is None or token.pos_ not in ("NOUN", "PROPN") or lemma == form:
+    if lexicon is None or lemma == form:
         return lemma
     if token.pos_ == "PROPN" or form in _NAMES_LIKE_PLURALS:
         return form
+    if token.pos_ != "NOUN":
+        return lemma
     if form in lexicon.irregular_plurals or lemma in lexicon.nouns:
         return lemma
     if form not in lexicon.nouns and form == lemma + "s" and len(form) > 2 and form[-2] not in "aiousx":

@@ -54,8 +54,13 @@ class TokenSegment:
 
     def record(self) -> dict[str, Any]:
         """JSON-able description (what a store records): name, offset, length, tokenizer class."""
-        return {"name": self.name, "offset": self.offset, "length": self.length,
-                "tokenizer": type(self.tokenizer).__name__, "twins": [type(t).__name__ for t in self.twins]}
+        return {
+            "name": self.name,
+            "offset": self.offset,
+            "length": self.length,
+            "tokenizer": type(self.tokenizer).__name__,
+            "twins": [type(t).__name__ for t in self.twins],
+        }
 
 
 def n_text_tokens(segments: Sequence[TokenSegment]) -> int:

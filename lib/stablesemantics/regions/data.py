@@ -111,9 +111,7 @@ def _relation(i: int, objs: list, keep: list[int]) -> tuple[str, int | None]:
     return ("above" if dy > 0 else "below"), j
 
 
-def region_caption(
-    size: str, colour: str, cls: str, relation: str, partner: str | None, place: str
-) -> str:
+def region_caption(size: str, colour: str, cls: str, relation: str, partner: str | None, place: str) -> str:
     """The reference caption of a region (canonical words, one per label).
 
     >>> region_caption("small", "red", "dog", "left of", "tree", "field")
@@ -157,11 +155,7 @@ def regions_from_scenes(scenes: Sequence, min_area: int = 8) -> Regions:
                     scene.place,
                 )
             )
-    images = (
-        np.stack([s.image for s in scenes])
-        if len(scenes)
-        else np.zeros((0, 64, 64, 3), np.uint8)
-    )
+    images = np.stack([s.image for s in scenes]) if len(scenes) else np.zeros((0, 64, 64, 3), np.uint8)
     return Regions(
         images=images,
         image_index=np.asarray(image_index, np.int64),
@@ -175,9 +169,7 @@ def region_vocabulary() -> Vocabulary:
     """Every word a region caption can use (a fixed list: the vocabulary never depends on data)."""
     words = {"a", *CLASS_NAMES, *COLOUR_NAMES, *SIZE_NAMES}
     words.update(w for r in RELATIONS for w in r.split())
-    words.update(
-        w for phrases in world.PLACE_PHRASES.values() for w in phrases[0].split()
-    )
+    words.update(w for phrases in world.PLACE_PHRASES.values() for w in phrases[0].split())
     return Vocabulary(["<pad>", "<bos>", "<eos>", "<unk>", *sorted(words)])
 
 
@@ -212,10 +204,7 @@ def generated_regions(
     images = []
     for start in range(0, len(scenes), batch_size):
         part = scenes[start : start + batch_size]
-        gens = [
-            torch.Generator(device=pipe.device).manual_seed(seed + start + i)
-            for i in range(len(part))
-        ]
+        gens = [torch.Generator(device=pipe.device).manual_seed(seed + start + i) for i in range(len(part))]
         out = pipe(
             prompt=[s.caption for s in part],
             num_inference_steps=steps,
@@ -227,11 +216,7 @@ def generated_regions(
         )
         images.append((np.clip(out.images, 0, 1) * 255).round().astype(np.uint8))
     images = np.concatenate(images) if images else np.zeros((0, 64, 64, 3), np.uint8)
-    masks = (
-        np.asarray(class_masks_fn(images))
-        if len(images)
-        else np.zeros((0, 64, 64), np.int64)
-    )
+    masks = np.asarray(class_masks_fn(images)) if len(images) else np.zeros((0, 64, 64), np.int64)
     image_index, boxes = [], []
     labels: dict[str, list[int]] = {task: [] for task in TASKS}
     n_prompted = 0
@@ -239,9 +224,7 @@ def generated_regions(
         seen = set()
         for o in scene.objects:
             n_prompted += 1
-            if (
-                o.cls in seen
-            ):  # two prompted objects of one class cannot be told apart by class masks
+            if o.cls in seen:  # two prompted objects of one class cannot be told apart by class masks
                 continue
             seen.add(o.cls)
             m = masks[i] == CLASS_NAMES.index(o.cls) + 1

@@ -75,31 +75,20 @@ def predict(
         r = model.region(x, ts, present)
         for task, head in model.heads.items():
             labels[task].append(head(r).argmax(-1).cpu().numpy())
-        captions.extend(
-            vocab.decode(ids[1:]) for ids in model.decoder.generate(r).cpu().tolist()
-        )
+        captions.extend(vocab.decode(ids[1:]) for ids in model.decoder.generate(r).cpu().tolist())
     return Predictions(
-        {
-            k: np.concatenate(v) if v else np.zeros(0, np.int64)
-            for k, v in labels.items()
-        },
+        {k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in labels.items()},
         captions,
     )
 
 
-def accuracies(
-    predicted: dict[str, np.ndarray], truth: dict[str, np.ndarray]
-) -> dict[str, float]:
+def accuracies(predicted: dict[str, np.ndarray], truth: dict[str, np.ndarray]) -> dict[str, float]:
     """Fraction correct per task over the regions whose truth is known (truth >= 0); NaN if none."""
     out = {}
     for task, y in truth.items():
         y = np.asarray(y)
         known = y >= 0
-        out[task] = (
-            float(np.mean(np.asarray(predicted[task])[known] == y[known]))
-            if known.any()
-            else float("nan")
-        )
+        out[task] = float(np.mean(np.asarray(predicted[task])[known] == y[known])) if known.any() else float("nan")
     return out
 
 
@@ -130,9 +119,7 @@ def _meteor(candidates: Sequence[str], references: Sequence[str]) -> float:
     return float(score)
 
 
-def caption_metrics(
-    candidates: Sequence[str], references: Sequence[str], meteor: bool = True
-) -> dict[str, float]:
+def caption_metrics(candidates: Sequence[str], references: Sequence[str], meteor: bool = True) -> dict[str, float]:
     """BLEU-4, METEOR and CIDEr-D of candidates against one reference each (NaN when not computed:
     no references, or METEOR asked for without Java)."""
     keep = [i for i, r in enumerate(references) if r]
@@ -152,9 +139,7 @@ def _scores(model, inputs, regions, view_sets, vocab, meteor) -> dict[str, float
     }
 
 
-def fixed_view_sets(
-    bank_ts: Sequence[float], ts: Sequence[float], n_regions: int
-) -> np.ndarray:
+def fixed_view_sets(bank_ts: Sequence[float], ts: Sequence[float], n_regions: int) -> np.ndarray:
     """``(n_regions, len(ts))`` bank indices of the views at ``ts`` (the same for every region)."""
     grid = np.asarray(bank_ts, np.float64)
     idx = []
@@ -248,23 +233,13 @@ def paper_finding(
     best_t: dict[str, float | None] = {}
     for col in sweep.columns:
         v = sweep[col].to_numpy(np.float64)
-        best_t[col] = (
-            None if not np.isfinite(v).any() else float(ts[int(np.nanargmax(v))])
-        )
+        best_t[col] = None if not np.isfinite(v).any() else float(ts[int(np.nanargmax(v))])
     cap = sweep[caption_metric].to_numpy(np.float64)
     has_cap = bool(np.isfinite(cap).any())
     at1 = np.flatnonzero(np.abs(ts - 1.0) < 1e-6)
     return {
         "best_t": best_t,
-        "attributes_best_at_small_t": all(
-            best_t[a] is not None and best_t[a] <= small_t + 1e-9 for a in attributes
-        ),
-        "caption_best_in_middle": (
-            middle[0] - 1e-9 <= best_t[caption_metric] <= middle[1] + 1e-9
-        )
-        if has_cap
-        else None,
-        "caption_worse_at_t1": bool(cap[at1[0]] < np.nanmax(cap))
-        if has_cap and len(at1)
-        else None,
+        "attributes_best_at_small_t": all(best_t[a] is not None and best_t[a] <= small_t + 1e-9 for a in attributes),
+        "caption_best_in_middle": (middle[0] - 1e-9 <= best_t[caption_metric] <= middle[1] + 1e-9) if has_cap else None,
+        "caption_worse_at_t1": bool(cap[at1[0]] < np.nanmax(cap)) if has_cap and len(at1) else None,
     }

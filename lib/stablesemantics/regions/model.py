@@ -54,9 +54,7 @@ class RegionModelConfig:
     heads: int = 4  # attention heads of the fusion layer
     vocab_size: int = 64  # caption vocabulary (data.region_vocabulary)
     max_caption_len: int = 12  # <bos> … <eos>
-    encoder: str = (
-        "conv"  # "conv" (trained from scratch) or "vae" (MicroSD's VAE encoder, frozen)
-    )
+    encoder: str = "conv"  # "conv" (trained from scratch) or "vae" (MicroSD's VAE encoder, frozen)
 
 
 def t_embedding(ts: torch.Tensor, dim: int) -> torch.Tensor:
@@ -110,9 +108,7 @@ class FrozenVAEViewEncoder(nn.Module):
 
     def __init__(self, cfg: RegionModelConfig, vae: nn.Module):
         super().__init__()
-        object.__setattr__(
-            self, "vae", vae.eval().requires_grad_(False)
-        )  # not a submodule: frozen, not saved
+        object.__setattr__(self, "vae", vae.eval().requires_grad_(False))  # not a submodule: frozen, not saved
         c = int(vae.config.latent_channels)
         self.factor = 2 ** (len(vae.config.block_out_channels) - 1)
         w = cfg.width
@@ -131,12 +127,8 @@ class FrozenVAEViewEncoder(nn.Module):
         flat, (b, n) = _flatten_views(pixels)
         x = flat.float().permute(0, 3, 1, 2) / 127.5 - 1
         vae_dtype = next(self.vae.parameters()).dtype
-        lat = self.vae.encode(x.to(vae_dtype)).latent_dist.mean.float() * float(
-            self.vae.config.scaling_factor
-        )
-        m = F.avg_pool2d(
-            masks.float().reshape(b * n, 1, *masks.shape[-2:]), self.factor
-        )
+        lat = self.vae.encode(x.to(vae_dtype)).latent_dist.mean.float() * float(self.vae.config.scaling_factor)
+        m = F.avg_pool2d(masks.float().reshape(b * n, 1, *masks.shape[-2:]), self.factor)
         return torch.cat([lat, m], 1).reshape(b, n, -1, *lat.shape[-2:])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -151,14 +143,10 @@ class ViewFusion(nn.Module):
         super().__init__()
         self.dim = cfg.dim
         self.t_proj = nn.Linear(cfg.dim, cfg.dim)
-        self.layer = nn.TransformerEncoderLayer(
-            cfg.dim, cfg.heads, 2 * cfg.dim, dropout=0.0, batch_first=True
-        )
+        self.layer = nn.TransformerEncoderLayer(cfg.dim, cfg.heads, 2 * cfg.dim, dropout=0.0, batch_first=True)
         self.norm = nn.LayerNorm(cfg.dim)
 
-    def forward(
-        self, tokens: torch.Tensor, ts: torch.Tensor, present: torch.Tensor
-    ) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, ts: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
         x = tokens + self.t_proj(t_embedding(ts, self.dim))
         x = self.layer(x, src_key_padding_mask=~present)
         w = present.float()[..., None]
@@ -206,21 +194,15 @@ class RegionModel(nn.Module):
             self.encoder: nn.Module = ConvViewEncoder(cfg)
         elif cfg.encoder == "vae":
             if vae is None:
-                raise ValueError(
-                    "encoder='vae' needs the VAE (e.g. load_pipeline('microsd').vae)"
-                )
+                raise ValueError("encoder='vae' needs the VAE (e.g. load_pipeline('microsd').vae)")
             self.encoder = FrozenVAEViewEncoder(cfg, vae)
         else:
             raise ValueError(f"encoder must be 'conv' or 'vae', got {cfg.encoder!r}")
         self.fusion = ViewFusion(cfg)
-        self.heads = nn.ModuleDict(
-            {task: nn.Linear(cfg.dim, len(names)) for task, names in TASKS.items()}
-        )
+        self.heads = nn.ModuleDict({task: nn.Linear(cfg.dim, len(names)) for task, names in TASKS.items()})
         self.decoder = CaptionDecoder(cfg)
 
-    def region(
-        self, views: torch.Tensor, ts: torch.Tensor, present: torch.Tensor
-    ) -> torch.Tensor:
+    def region(self, views: torch.Tensor, ts: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
         """Region vectors ``(B, dim)`` from prepared views ``(B, n, …)``, their t ``(B, n)`` and
         which of the n slots hold a view ``(B, n)`` bool."""
         return self.fusion(self.encoder(views), ts, present)

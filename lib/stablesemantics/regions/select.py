@@ -33,14 +33,10 @@ __all__ = ["dynamic_view_sets", "phash_bits", "phash_scores", "select_views"]
 
 def phash_bits(pixels: np.ndarray) -> np.ndarray:
     """The 64-bit perceptual hash of an ``(H, W, 3)`` uint8 image as a ``(64,)`` bool array."""
-    return np.asarray(
-        imagehash.phash(Image.fromarray(np.asarray(pixels, np.uint8))).hash, bool
-    ).ravel()
+    return np.asarray(imagehash.phash(Image.fromarray(np.asarray(pixels, np.uint8))).hash, bool).ravel()
 
 
-def phash_scores(
-    base: np.ndarray, candidates: Sequence[np.ndarray], ts: Sequence[float]
-) -> np.ndarray:
+def phash_scores(base: np.ndarray, candidates: Sequence[np.ndarray], ts: Sequence[float]) -> np.ndarray:
     """DynRefer's score of each candidate: ``popcount(pHash(base) XOR pHash(candidate)) / t``."""
     ts = np.asarray(ts, np.float64)
     if len(ts) != len(candidates):
@@ -48,9 +44,7 @@ def phash_scores(
     if np.any(ts <= 0):
         raise ValueError("candidate views need t > 0 (the score divides by t)")
     b = phash_bits(base)
-    distance = np.array(
-        [np.count_nonzero(b ^ phash_bits(c)) for c in candidates], np.float64
-    )
+    distance = np.array([np.count_nonzero(b ^ phash_bits(c)) for c in candidates], np.float64)
     return distance / ts
 
 
@@ -74,9 +68,7 @@ def select_views(
     for _ in range(n_views - 1):
         best = int(np.argmax(score))  # first maximum: ties go to the smaller index
         chosen.append(best)
-        score[
-            best
-        ] = -np.inf  # DynRefer sets it to 0; -inf also keeps zero-distance views last
+        score[best] = -np.inf  # DynRefer sets it to 0; -inf also keeps zero-distance views last
     return chosen
 
 
@@ -91,8 +83,6 @@ def dynamic_view_sets(bank: ViewBank, n_views: int) -> np.ndarray:
     cand_ts = bank.ts[1:]
     out = np.zeros((len(bank), n_views), np.int64)
     for r in range(len(bank)):
-        picks = select_views(
-            bank.pixels[r, 0], list(bank.pixels[r, 1:]), cand_ts, n_views
-        )
+        picks = select_views(bank.pixels[r, 0], list(bank.pixels[r, 1:]), cand_ts, n_views)
         out[r, 1:] = 1 + np.asarray(picks, np.int64)
     return out

@@ -32,10 +32,10 @@ import torch
 import torch.nn.functional as F
 
 from stablesemantics.evaluate.captioner import Vocabulary
-from stablesemantics.training.checkpoints import atomic_save, load_checkpoint
 from stablesemantics.regions.data import TASKS, Regions
 from stablesemantics.regions.model import RegionModel
 from stablesemantics.regions.views import ViewBank
+from stablesemantics.training.checkpoints import atomic_save, load_checkpoint
 
 __all__ = [
     "RegionTraining",
@@ -56,33 +56,21 @@ class RegionTraining:
     lr: float = 2e-3
     warmup: int = 50  # linear warm-up steps, then cosine decay to 5 % of lr
     weight_decay: float = 1e-4
-    n_random_views: int = (
-        2  # candidates drawn per region besides the tight view (DynRefer: two of ten)
-    )
-    view_dropout: float = (
-        0.5  # probability of keeping a random non-empty subset of the views
-    )
-    caption_weight: float = (
-        1.0  # weight of the caption loss against the four label losses
-    )
+    n_random_views: int = 2  # candidates drawn per region besides the tight view (DynRefer: two of ten)
+    view_dropout: float = 0.5  # probability of keeping a random non-empty subset of the views
+    caption_weight: float = 1.0  # weight of the caption loss against the four label losses
     seed: int = 0
-    checkpoint: str | None = (
-        None  # path; saved every checkpoint_every steps and at the end
-    )
+    checkpoint: str | None = None  # path; saved every checkpoint_every steps and at the end
     checkpoint_every: int = 200
     log_every: int = 50
-    threads: int | None = (
-        1  # torch threads while training (1: on a shared small CPU, more threads cost time)
-    )
+    threads: int | None = 1  # torch threads while training (1: on a shared small CPU, more threads cost time)
     device: str = "cpu"
 
 
 @dataclass
 class TrainResult:
     model: RegionModel
-    losses: list[float] = field(
-        default_factory=list
-    )  # mean total loss per log interval
+    losses: list[float] = field(default_factory=list)  # mean total loss per log interval
     log_steps: list[int] = field(default_factory=list)
     seconds: float = 0.0  # wall time of this call (a resumed run: only the part it ran)
     resumed_from: int = 0  # the step the run started at (0: fresh)
@@ -122,9 +110,7 @@ def sample_views(
     return idx, present
 
 
-def encode_captions(
-    captions: list[str], vocab: Vocabulary, max_len: int
-) -> torch.Tensor:
+def encode_captions(captions: list[str], vocab: Vocabulary, max_len: int) -> torch.Tensor:
     """Token ids ``(n, max_len)`` of the captions (``<bos> … <eos>`` padded)."""
     return torch.tensor([vocab.encode(c, max_len) for c in captions], dtype=torch.long)
 
@@ -150,12 +136,8 @@ class ViewInputs:
         if self.cache:
             parts = [
                 self._prepare(
-                    np.arange(s, min(s + chunk, len(bank)))[:, None].repeat(
-                        len(bank.ts), 1
-                    ),
-                    np.arange(len(bank.ts))[None].repeat(
-                        min(s + chunk, len(bank)) - s, 0
-                    ),
+                    np.arange(s, min(s + chunk, len(bank)))[:, None].repeat(len(bank.ts), 1),
+                    np.arange(len(bank.ts))[None].repeat(min(s + chunk, len(bank)) - s, 0),
                 )
                 for s in range(0, len(bank), chunk)
             ]
@@ -163,24 +145,15 @@ class ViewInputs:
 
     def _prepare(self, regions: np.ndarray, views: np.ndarray) -> torch.Tensor:
         pixels = torch.from_numpy(self.bank.pixels[regions, views]).to(self.device)
-        masks = (
-            torch.from_numpy(self.bank.masks[regions, views]).to(self.device).float()
-            / 255
-        )
+        masks = torch.from_numpy(self.bank.masks[regions, views]).to(self.device).float() / 255
         return self.model.encoder.prepare(pixels, masks)
 
-    def get(
-        self, regions: np.ndarray, views: np.ndarray
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def get(self, regions: np.ndarray, views: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """Prepared views ``(B, n, …)`` for region ids ``(B,)`` and view ids ``(B, n)``, and their t."""
         regions, views = np.asarray(regions), np.asarray(views)
-        ts = torch.as_tensor(
-            self.bank.ts[views], dtype=torch.float32, device=self.device
-        )
+        ts = torch.as_tensor(self.bank.ts[views], dtype=torch.float32, device=self.device)
         if self.prepared is not None:
-            return self.prepared[
-                torch.as_tensor(regions)[:, None], torch.as_tensor(views)
-            ], ts
+            return self.prepared[torch.as_tensor(regions)[:, None], torch.as_tensor(views)], ts
         return self._prepare(regions[:, None].repeat(views.shape[1], 1), views), ts
 
 
@@ -199,9 +172,7 @@ def _lr_at(step: int, cfg: RegionTraining) -> float:
     return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, p))))
 
 
-def _loss(
-    out: dict, labels: dict, captions: torch.Tensor, caption_weight: float
-) -> torch.Tensor:
+def _loss(out: dict, labels: dict, captions: torch.Tensor, caption_weight: float) -> torch.Tensor:
     loss = sum(F.cross_entropy(out[task], labels[task]) for task in TASKS)
     cap = F.cross_entropy(
         out["caption"].reshape(-1, out["caption"].shape[-1]),
@@ -228,26 +199,18 @@ def train_region_model(
     ``cfg.steps``.
     """
     if len(regions) != len(bank):
-        raise ValueError(
-            f"{len(regions)} regions but {len(bank)} rows in the view bank"
-        )
+        raise ValueError(f"{len(regions)} regions but {len(bank)} rows in the view bank")
     if abs(float(bank.ts[0])) > 1e-9:
         raise ValueError("the bank's first view must be the tight view (t = 0)")
     t0 = time.time()
     device = torch.device(cfg.device)
     model.to(device).train()
-    opt = torch.optim.AdamW(
-        model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
-    )
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     result = TrainResult(model=model)
     start, running = 0, []
     ckpt = load_checkpoint(Path(cfg.checkpoint)) if cfg.checkpoint else None
     if ckpt is not None:
-        differ = sorted(
-            k
-            for k, v in asdict(cfg).items()
-            if k not in _RUN_ONLY and ckpt["config"].get(k) != v
-        )
+        differ = sorted(k for k, v in asdict(cfg).items() if k not in _RUN_ONLY and ckpt["config"].get(k) != v)
         if differ:
             raise ValueError(
                 f"{cfg.checkpoint} was written with other training settings ({differ}); "
@@ -259,12 +222,8 @@ def train_region_model(
         result.losses, result.log_steps = list(ckpt["losses"]), list(ckpt["log_steps"])
         running = list(ckpt["running"])
     inputs = inputs or ViewInputs(model, bank)
-    labels = {
-        task: torch.as_tensor(regions.labels[task], device=device) for task in TASKS
-    }
-    captions = encode_captions(regions.captions, vocab, model.cfg.max_caption_len).to(
-        device
-    )
+    labels = {task: torch.as_tensor(regions.labels[task], device=device) for task in TASKS}
+    captions = encode_captions(regions.captions, vocab, model.cfg.max_caption_len).to(device)
     n_cand = len(bank.ts) - 1
 
     def save(step: int) -> None:
@@ -287,9 +246,7 @@ def train_region_model(
         for step in range(start, end):
             rng = np.random.default_rng([cfg.seed, step])
             rows = rng.integers(0, len(regions), cfg.batch)
-            views, present = sample_views(
-                rng, cfg.batch, n_cand, cfg.n_random_views, cfg.view_dropout
-            )
+            views, present = sample_views(rng, cfg.batch, n_cand, cfg.n_random_views, cfg.view_dropout)
             x, ts = inputs.get(rows, views)
             r = torch.as_tensor(rows, device=device)
             out = model(x, ts, torch.as_tensor(present, device=device), captions[r])

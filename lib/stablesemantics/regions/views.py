@@ -53,9 +53,7 @@ def view_box(box: Sequence[float], image_hw: tuple[int, int], t: float) -> np.nd
         raise ValueError(f"t must lie in [0, 1], got {t}")
     b = np.asarray(box, np.float64)
     if b.shape != (4,) or b[2] <= b[0] or b[3] <= b[1]:
-        raise ValueError(
-            f"box must be (x0, y0, x1, y1) with x1 > x0 and y1 > y0, got {tuple(box)}"
-        )
+        raise ValueError(f"box must be (x0, y0, x1, y1) with x1 > x0 and y1 > y0, got {tuple(box)}")
     h, w = image_hw
     whole = np.array([0.0, 0.0, float(w), float(h)])
     return b + (whole - b) * float(t)
@@ -95,20 +93,14 @@ def render_view(image: np.ndarray, box: Sequence[float], t: float, size: int) ->
     antialiased when shrinking; fractional box edges are kept, not rounded)."""
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(
-            f"image must be (H, W, 3) uint8, got {image.shape} {image.dtype}"
-        )
+        raise ValueError(f"image must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
     vb = view_box(box, image.shape[:2], t)
     # Cut the enclosing whole pixels first: PIL's filter would otherwise read past the box edges.
     x0, y0 = int(np.floor(vb[0])), int(np.floor(vb[1]))
     x1, y1 = int(np.ceil(vb[2])), int(np.ceil(vb[3]))
     inner = (vb[0] - x0, vb[1] - y0, vb[2] - x0, vb[3] - y0)
-    crop = Image.fromarray(image[y0:y1, x0:x1]).resize(
-        (size, size), Image.BILINEAR, box=inner
-    )
-    return View(
-        pixels=np.asarray(crop), mask=box_mask(box, vb, size), t=float(t), box=vb
-    )
+    crop = Image.fromarray(image[y0:y1, x0:x1]).resize((size, size), Image.BILINEAR, box=inner)
+    return View(pixels=np.asarray(crop), mask=box_mask(box, vb, size), t=float(t), box=vb)
 
 
 @dataclass

@@ -19,8 +19,11 @@ _TMP_SUFFIX = ".sstmp"
 _PARTIAL_MARKER = ".stablesemantics-partial"
 # our temporary files, zarr's own LocalStore temporaries (``<key>.<uuid hex>.partial``), and the
 # creation marker of a store whose creation was killed between its rename and the marker's removal
-_TMP_PATTERNS = (re.compile(r"^\..+\.[0-9a-f]{32}\.sstmp$"), re.compile(r".*\.[0-9a-f]{32}\.partial$"),
-                 re.compile("^" + re.escape(_PARTIAL_MARKER) + "$"))
+_TMP_PATTERNS = (
+    re.compile(r"^\..+\.[0-9a-f]{32}\.sstmp$"),
+    re.compile(r".*\.[0-9a-f]{32}\.partial$"),
+    re.compile("^" + re.escape(_PARTIAL_MARKER) + "$"),
+)
 
 
 def _quiet(fn):

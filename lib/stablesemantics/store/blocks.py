@@ -40,8 +40,13 @@ def map_table(store: Any, chunks: bool = True) -> pd.DataFrame:
     done = np.asarray(g["done"][:], dtype=bool)
     pid = np.asarray(g["prompt_id"][:], dtype=np.int64)
     seed = np.asarray(g["seed"][:], dtype=np.int64)
-    cols: dict[str, Any] = {"image": image, "prompt_id": pid[image], "seed": seed[image],
-                            "lemma": _strings(g["map_lemma"]), "done": done[image]}
+    cols: dict[str, Any] = {
+        "image": image,
+        "prompt_id": pid[image],
+        "seed": seed[image],
+        "lemma": _strings(g["map_lemma"]),
+        "done": done[image],
+    }
     if chunks:
         cols["chunk"] = _strings(g["map_chunk"])
     return pd.DataFrame(cols)
@@ -50,10 +55,15 @@ def map_table(store: Any, chunks: bool = True) -> pd.DataFrame:
 def image_table(store: Any) -> pd.DataFrame:
     """One row per image: ``prompt_id``, ``seed``, ``prompt``, ``caption``, ``done``."""
     g = open_group(store)
-    return pd.DataFrame({"prompt_id": np.asarray(g["prompt_id"][:], dtype=np.int64),
-                         "seed": np.asarray(g["seed"][:], dtype=np.int64),
-                         "prompt": _strings(g["prompt"]), "caption": _strings(g["caption"]),
-                         "done": np.asarray(g["done"][:], dtype=bool)})
+    return pd.DataFrame(
+        {
+            "prompt_id": np.asarray(g["prompt_id"][:], dtype=np.int64),
+            "seed": np.asarray(g["seed"][:], dtype=np.int64),
+            "prompt": _strings(g["prompt"]),
+            "caption": _strings(g["caption"]),
+            "done": np.asarray(g["done"][:], dtype=bool),
+        }
+    )
 
 
 class _ShardReader:
@@ -68,8 +78,11 @@ class _ShardReader:
     def __init__(self, array) -> None:
         self.array = array
         self.shape = tuple(array.shape)
-        self.dtype = np.dtype(str(array.dtype)) if not hasattr(array.dtype, "to_native_dtype") else \
-            np.dtype(array.dtype.to_native_dtype())
+        self.dtype = (
+            np.dtype(str(array.dtype))
+            if not hasattr(array.dtype, "to_native_dtype")
+            else np.dtype(array.dtype.to_native_dtype())
+        )
         self.rows_per_shard = int(array.shards[0]) if getattr(array, "shards", None) else int(array.chunks[0])
         self.root = self._fast_root(array)
         self.crc = self.root is not None and len(array.metadata.codecs[0].codecs) == 3
@@ -91,13 +104,20 @@ class _ShardReader:
                 return None
             sc = codecs[0]
             inner, index = sc.codecs, sc.index_codecs
-            ok = (tuple(sc.chunk_shape) == (1, *a.shape[1:])
-                  and len(inner) in (2, 3) and isinstance(inner[0], BytesCodec) and isinstance(inner[1], ZstdCodec)
-                  and (len(inner) == 2 or isinstance(inner[2], Crc32cCodec))
-                  and str(getattr(inner[0].endian, "value", inner[0].endian)) == "little"
-                  and len(index) == 2 and isinstance(index[0], BytesCodec) and isinstance(index[1], Crc32cCodec)
-                  and str(getattr(sc.index_location, "value", sc.index_location)) == "end"
-                  and tuple(a.shards[1:]) == tuple(a.shape[1:]) and len(a.shape) == 3)
+            ok = (
+                tuple(sc.chunk_shape) == (1, *a.shape[1:])
+                and len(inner) in (2, 3)
+                and isinstance(inner[0], BytesCodec)
+                and isinstance(inner[1], ZstdCodec)
+                and (len(inner) == 2 or isinstance(inner[2], Crc32cCodec))
+                and str(getattr(inner[0].endian, "value", inner[0].endian)) == "little"
+                and len(index) == 2
+                and isinstance(index[0], BytesCodec)
+                and isinstance(index[1], Crc32cCodec)
+                and str(getattr(sc.index_location, "value", sc.index_location)) == "end"
+                and tuple(a.shards[1:]) == tuple(a.shape[1:])
+                and len(a.shape) == 3
+            )
             return Path(a.store.root) / a.path if ok else None
         except Exception:  # noqa: BLE001 - any surprise: use zarr's reader
             return None
@@ -116,7 +136,7 @@ class _ShardReader:
 
         S = self.rows_per_shard
         n_index = 16 * S
-        ib = raw[len(raw) - n_index - 4: len(raw) - 4]
+        ib = raw[len(raw) - n_index - 4 : len(raw) - 4]
         if google_crc32c.value(ib) != int(np.frombuffer(raw[-4:], dtype="<u4")[0]):
             raise ValueError(f"shard {path} has a corrupt index (crc32c mismatch)")
         return raw, np.frombuffer(ib, dtype="<u8").reshape(S, 2)
@@ -141,24 +161,26 @@ class _ShardReader:
             lo, hi = max(start, k * S), min(stop, (k + 1) * S)
             shard = self._shard(k)
             if shard is None:
-                out[lo - start: hi - start] = self.fill
+                out[lo - start : hi - start] = self.fill
                 continue
             raw, index = shard
             buf = memoryview(raw)
             dt = "<" + self.dtype.str[1:]
             empty = int(_U64_MAX)
-            for r, (off, nb) in zip(range(lo, hi), index[lo - k * S: hi - k * S].tolist()):
+            for r, (off, nb) in zip(range(lo, hi), index[lo - k * S : hi - k * S].tolist()):
                 if off == empty:
                     flat[r - start] = self.fill
                 elif self.crc:
-                    chunk = raw[off: off + nb - 4]
-                    if crc(chunk) != int.from_bytes(raw[off + nb - 4: off + nb], "little"):
-                        raise ValueError(f"row {r} of {self.array.path!r} is corrupt (crc32c mismatch in "
-                                         f"{self.root / self.array.metadata.encode_chunk_key((k, 0, 0))}); "
-                                         "run `stablesemantics verify` on the store")
+                    chunk = raw[off : off + nb - 4]
+                    if crc(chunk) != int.from_bytes(raw[off + nb - 4 : off + nb], "little"):
+                        raise ValueError(
+                            f"row {r} of {self.array.path!r} is corrupt (crc32c mismatch in "
+                            f"{self.root / self.array.metadata.encode_chunk_key((k, 0, 0))}); "
+                            "run `stablesemantics verify` on the store"
+                        )
                     flat[r - start] = np.frombuffer(dec(chunk), dtype=dt, count=item)
                 else:
-                    flat[r - start] = np.frombuffer(dec(buf[off: off + nb]), dtype=dt, count=item)
+                    flat[r - start] = np.frombuffer(dec(buf[off : off + nb]), dtype=dt, count=item)
         return out
 
 
@@ -173,8 +195,9 @@ def read_maps(store: Any, start: int = 0, stop: int | None = None) -> np.ndarray
     return r.read(start, r.shape[0] if stop is None else stop)
 
 
-def iter_map_blocks(store: Any, *, block: int | None = None, whole_images: bool = False,
-                    prefetch: bool = True) -> Iterator[tuple[int, np.ndarray]]:
+def iter_map_blocks(
+    store: Any, *, block: int | None = None, whole_images: bool = False, prefetch: bool = True
+) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(first_row, maps)`` over all rows of ``maps`` in blocks, as float32.
 
     Blocks are shard-aligned (``block`` defaults to the rows of one shard; it is rounded to
@@ -215,7 +238,7 @@ def iter_map_blocks(store: Any, *, block: int | None = None, whole_images: bool 
                 cut = int(np.searchsorted(map_image, map_image[e], side="left"))  # first row of image at e
                 cut = max(cut, first)
                 if cut < e:
-                    carry, carry_start = data[cut - first:], cut
+                    carry, carry_start = data[cut - first :], cut
                     data = data[: cut - first]
             if len(data):
                 yield first, data

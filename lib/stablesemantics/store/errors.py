@@ -46,7 +46,8 @@ def make_dirs(path: str | os.PathLike) -> None:
         if os.path.lexists(p):
             if not p.is_dir():
                 raise StoreWriteError.from_os_error(
-                    NotADirectoryError(_errno.ENOTDIR, f"{p} is a file, not a directory", os.fspath(path)))
+                    NotADirectoryError(_errno.ENOTDIR, f"{p} is a file, not a directory", os.fspath(path))
+                )
             break
     try:
         path.mkdir(parents=True, exist_ok=True)

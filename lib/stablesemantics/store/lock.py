@@ -115,8 +115,11 @@ def store_lock(store: str | os.PathLike) -> Iterator[Path]:
         else:
             fd = _acquire(path, Path(store))
             _HELD[path] = [fd, 1]
-            info = {"pid": os.getpid(), "host": socket.gethostname(),
-                    "since": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+            info = {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "since": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            }
             try:
                 os.ftruncate(fd, 0)
                 os.pwrite(fd, json.dumps(info).encode(), 0)

@@ -149,8 +149,11 @@ def create_store(path: str | Path, layout: StoreLayout, attrs: dict[str, Any] | 
         try:
             tmp.parent.mkdir(parents=True, exist_ok=True)
             tmp.mkdir()
-            info = {"pid": os.getpid(), "host": socket.gethostname(),
-                    "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+            info = {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            }
             (tmp / _PARTIAL_MARKER).write_text(json.dumps(info))
             _build(tmp, layout, attrs)
             os.rename(tmp, path)  # atomic; the layout is complete
@@ -191,14 +194,36 @@ def _build(tmp: Path, layout: StoreLayout, attrs: dict[str, Any] | None) -> None
     n, m = layout.n_images, layout.n_maps
     (h, w), (mh, mw) = layout.image_size, layout.map_size
     B = layout.batch_size
-    g.create_array("images", shape=(n, h, w, 3), dtype="uint8", chunks=(1, h, w, 3),
-                   shards=(layout.images_per_shard, h, w, 3), fill_value=0,
-                   dimension_names=("image", "y", "x", "channel"), compressors=_COMPRESSORS)
-    g.create_array("maps", shape=(m, mh, mw), dtype="float16", chunks=(1, mh, mw),
-                   shards=(layout.maps_per_shard, mh, mw), fill_value=0.0,
-                   dimension_names=("map", "map_y", "map_x"), compressors=_COMPRESSORS)
-    g.create_array("done", shape=(n,), dtype="bool", chunks=(B,), shards=(layout.images_per_shard,),
-                   fill_value=False, dimension_names=("image",), compressors=_COMPRESSORS)
+    g.create_array(
+        "images",
+        shape=(n, h, w, 3),
+        dtype="uint8",
+        chunks=(1, h, w, 3),
+        shards=(layout.images_per_shard, h, w, 3),
+        fill_value=0,
+        dimension_names=("image", "y", "x", "channel"),
+        compressors=_COMPRESSORS,
+    )
+    g.create_array(
+        "maps",
+        shape=(m, mh, mw),
+        dtype="float16",
+        chunks=(1, mh, mw),
+        shards=(layout.maps_per_shard, mh, mw),
+        fill_value=0.0,
+        dimension_names=("map", "map_y", "map_x"),
+        compressors=_COMPRESSORS,
+    )
+    g.create_array(
+        "done",
+        shape=(n,),
+        dtype="bool",
+        chunks=(B,),
+        shards=(layout.images_per_shard,),
+        fill_value=False,
+        dimension_names=("image",),
+        compressors=_COMPRESSORS,
+    )
     for names, dim, size in ((PER_IMAGE, "image", n), (PER_MAP, "map", m)):
         for name in names:
             values = getattr(layout, name)
@@ -206,8 +231,15 @@ def _build(tmp: Path, layout: StoreLayout, attrs: dict[str, Any] | None) -> None
                 data, dtype, fill = np.asarray(list(values), dtype=str).reshape(size), str, ""
             else:
                 data, dtype, fill = np.asarray(values, dtype=np.int64).reshape(size), "int64", 0
-            a = g.create_array(name, shape=(size,), dtype=dtype, chunks=(max(1, min(size, _INDEX_CHUNK)),),
-                               fill_value=fill, dimension_names=(dim,), compressors=_COMPRESSORS)
+            a = g.create_array(
+                name,
+                shape=(size,),
+                dtype=dtype,
+                chunks=(max(1, min(size, _INDEX_CHUNK)),),
+                fill_value=fill,
+                dimension_names=(dim,),
+                compressors=_COMPRESSORS,
+            )
             if size:
                 a[:] = data
     with warnings.catch_warnings():  # the creation marker is no zarr object, and is removed after the rename

@@ -67,11 +67,17 @@ def _layout_ok(a: zarr.Array) -> bool:
         return False
     sc = codecs[0]
     inner, index = sc.codecs, sc.index_codecs
-    return (tuple(sc.chunk_shape[1:]) == tuple(a.shape[1:]) == tuple(a.shards[1:])
-            and len(inner) in (2, 3) and isinstance(inner[0], BytesCodec) and isinstance(inner[1], ZstdCodec)
-            and (len(inner) == 2 or isinstance(inner[2], Crc32cCodec))
-            and len(index) == 2 and isinstance(index[0], BytesCodec) and isinstance(index[1], Crc32cCodec)
-            and str(getattr(sc.index_location, "value", sc.index_location)) == "end")
+    return (
+        tuple(sc.chunk_shape[1:]) == tuple(a.shape[1:]) == tuple(a.shards[1:])
+        and len(inner) in (2, 3)
+        and isinstance(inner[0], BytesCodec)
+        and isinstance(inner[1], ZstdCodec)
+        and (len(inner) == 2 or isinstance(inner[2], Crc32cCodec))
+        and len(index) == 2
+        and isinstance(index[0], BytesCodec)
+        and isinstance(index[1], Crc32cCodec)
+        and str(getattr(sc.index_location, "value", sc.index_location)) == "end"
+    )
 
 
 def _crc_ok(b: bytes) -> bool:
@@ -96,12 +102,14 @@ def _scan(a: zarr.Array, root: Path, check: StoreCheck) -> list[tuple[int, int]]
         except FileNotFoundError:
             continue  # never written: fill values
         lo, hi = k * S, min((k + 1) * S, n)
-        if len(raw) < n_index or not _crc_ok(raw[len(raw) - n_index:]):
-            check.problems.append(f"{a.path} rows {lo}..{hi - 1}: shard index unreadable (truncated or overwritten) in {key}")
+        if len(raw) < n_index or not _crc_ok(raw[len(raw) - n_index :]):
+            check.problems.append(
+                f"{a.path} rows {lo}..{hi - 1}: shard index unreadable (truncated or overwritten) in {key}"
+            )
             check.bad_shards.append(key)
             bad.append((lo, hi))
             continue
-        index = np.frombuffer(raw[len(raw) - n_index: len(raw) - 4], dtype="<u8").reshape(per_shard, 2)
+        index = np.frombuffer(raw[len(raw) - n_index : len(raw) - 4], dtype="<u8").reshape(per_shard, 2)
         for j, (off, nb) in enumerate(index.tolist()):
             if off == _EMPTY:
                 continue
@@ -109,10 +117,10 @@ def _scan(a: zarr.Array, root: Path, check: StoreCheck) -> list[tuple[int, int]]
             if off + nb > len(raw) - n_index:
                 reason = "chunk runs past the end of its shard"
             elif has_crc:
-                reason = None if _crc_ok(raw[off: off + nb]) else "crc32c mismatch"
+                reason = None if _crc_ok(raw[off : off + nb]) else "crc32c mismatch"
             else:
                 try:
-                    reason = None if len(zstd.decode(raw[off: off + nb])) == chunk_bytes else "wrong decoded size"
+                    reason = None if len(zstd.decode(raw[off : off + nb])) == chunk_bytes else "wrong decoded size"
                 except Exception:  # noqa: BLE001 - any decoder failure is damage
                     reason = "does not decompress"
             if reason:
@@ -177,8 +185,9 @@ def clear_damage(check: StoreCheck) -> list[tuple[int, int]]:
     Only call it while holding the store's writer lock.
     """
     if check.fatal:
-        raise ValueError(f"store {check.path} is damaged beyond repair ({'; '.join(check.fatal)}); "
-                         "delete it and generate it again")
+        raise ValueError(
+            f"store {check.path} is damaged beyond repair ({'; '.join(check.fatal)}); delete it and generate it again"
+        )
     root = check.path
     try:
         for key in check.bad_shards:
@@ -200,7 +209,7 @@ def _cut_chunks(root: Path, key: str, raw: bytes, chunks: list[int]) -> None:
     a = open_store(root, "r")[name]
     per_shard = int(a.shards[0]) // int(a.metadata.codecs[0].chunk_shape[0])
     n_index = 16 * per_shard + 4
-    index = np.frombuffer(raw[len(raw) - n_index: len(raw) - 4], dtype="<u8").reshape(per_shard, 2).copy()
+    index = np.frombuffer(raw[len(raw) - n_index : len(raw) - 4], dtype="<u8").reshape(per_shard, 2).copy()
     index[chunks] = _EMPTY
     ib = index.astype("<u8").tobytes()
     _atomic_write_bytes(root / key, raw[: len(raw) - n_index] + ib + google_crc32c.value(ib).to_bytes(4, "little"))

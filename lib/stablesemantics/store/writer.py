@@ -62,8 +62,9 @@ class StoreWriter:
         images = np.asarray(images)
         stop = start + len(images)
         if images.dtype != np.uint8 or images.shape[1:] != self.group["images"].shape[1:]:
-            raise ValueError(f"images must be uint8 {self.group['images'].shape[1:]}, "
-                             f"got {images.dtype} {images.shape[1:]}")
+            raise ValueError(
+                f"images must be uint8 {self.group['images'].shape[1:]}, got {images.dtype} {images.shape[1:]}"
+            )
         if not 0 <= start < stop <= self.n_images:
             raise ValueError(f"image rows [{start}, {stop}) outside [0, {self.n_images})")
         rows = self.map_rows(start, stop)

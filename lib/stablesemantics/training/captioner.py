@@ -30,8 +30,14 @@ class CaptionerTraining:
     device: str | None = None  # None: CUDA when available, else CPU
 
 
-def train_captioner(cfg: CaptionerTraining, images: np.ndarray, captions: Sequence[str],
-                    vocab: Vocabulary | None = None, log_every: int = 100, progress=None) -> SmallCaptioner:
+def train_captioner(
+    cfg: CaptionerTraining,
+    images: np.ndarray,
+    captions: Sequence[str],
+    vocab: Vocabulary | None = None,
+    log_every: int = 100,
+    progress=None,
+) -> SmallCaptioner:
     """Train a :class:`SmallCaptioner` on ``(n, H, W, 3)`` uint8 images and their captions.
 
     AdamW with a one-cycle schedule, cross-entropy on the next word (padding ignored), random

@@ -79,7 +79,11 @@ def train_unet(cfg: TrainConfig, vae: AutoencoderKL, scaling: float, ckpt_dir: P
         cond = text_encoder(batch.input_ids)[0]
         pred = unet(noisy, t, cond).sample
         diffusion = F.mse_loss(pred, noise)
-        ground = grounding_loss(recorder.layer_probs, batch, tuple(latents.shape[-2:])) if cfg.grounding_weight > 0 else torch.zeros(())
+        ground = (
+            grounding_loss(recorder.layer_probs, batch, tuple(latents.shape[-2:]))
+            if cfg.grounding_weight > 0
+            else torch.zeros(())
+        )
         loss = diffusion + cfg.grounding_weight * ground
         for group in opt.param_groups:
             group["lr"] = lr_at(cfg, step)
@@ -108,7 +112,10 @@ def train_unet(cfg: TrainConfig, vae: AutoencoderKL, scaling: float, ckpt_dir: P
             log({"stage": "unet", "step": step, "localisation": loc})
             if best is None or score > best["score"]:
                 best = {"step": step, "score": score}
-                atomic_save({"unet": unet.state_dict(), "text_encoder": text_encoder.state_dict(), "step": step}, ckpt_dir / "best.pt")
+                atomic_save(
+                    {"unet": unet.state_dict(), "text_encoder": text_encoder.state_dict(), "step": step},
+                    ckpt_dir / "best.pt",
+                )
         if step % cfg.ckpt_every == 0:
             save()
         if _deadline(cfg, start):

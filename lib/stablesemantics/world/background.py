@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -35,7 +35,7 @@ def _vary(rng: _Uniforms, rgb, amount=14):
     return np.array([min(255.0, max(0.0, c + rng.uniform(-amount, amount))) for c in rgb])
 
 
-@lru_cache(maxsize=None)
+@cache
 def _ramp(n: int) -> np.ndarray:
     return np.linspace(0.0, 1.0, max(n, 1))[:, None]
 
@@ -55,8 +55,13 @@ def _background(gen: np.random.Generator, place: str, H: int, W: int) -> tuple[n
         rows[:] = _gradient(sky_top * 0.95, sky_bottom, H)
         layout["horizon"] = 1.0
     elif place in ("beach", "lake", "street", "field", "forest"):
-        lo, hi = {"beach": (0.3, 0.42), "lake": (0.28, 0.4), "street": (0.35, 0.45),
-                  "field": (0.35, 0.5), "forest": (0.18, 0.3)}[place]
+        lo, hi = {
+            "beach": (0.3, 0.42),
+            "lake": (0.28, 0.4),
+            "street": (0.35, 0.45),
+            "field": (0.35, 0.5),
+            "forest": (0.18, 0.3),
+        }[place]
         h = int(round(rng.uniform(lo, hi) * H))
         layout["horizon"] = h / H
         rows[:h] = _gradient(sky_top, sky_bottom, h)
@@ -67,9 +72,8 @@ def _background(gen: np.random.Generator, place: str, H: int, W: int) -> tuple[n
             rows[s:] = _gradient(_vary(rng, (238, 220, 165)), _vary(rng, (220, 195, 140)), H - s)
         elif place == "lake":
             shore = max(2, H // 24)
-            rows[h:h + shore] = _vary(rng, (60, 120, 60))
-            rows[h + shore:] = _gradient(_vary(rng, (60, 125, 195)), _vary(rng, (30, 80, 160)),
-                                         H - h - shore)
+            rows[h : h + shore] = _vary(rng, (60, 120, 60))
+            rows[h + shore :] = _gradient(_vary(rng, (60, 125, 195)), _vary(rng, (30, 80, 160)), H - h - shore)
         elif place == "street":
             r = int(round(rng.uniform(0.55, 0.65) * H))
             layout["road"] = r / H

@@ -108,8 +108,7 @@ def _place(rng, ci: int, placed: list[_Placed], cfg: WorldConfig) -> _Placed | N
         cx = min(max(cx, hx), W - hx)
         box = (cx - hx, cy - hy, cx + hx, cy + hy)
         if cy - hy >= 0 and not _overlaps(box, placed, j, cfg.max_overlap):
-            return _Placed(name, colour, SIZES[on_size], flip, cx, cy, scale, kx, shear, hx, hy,
-                           brightness, on=j)
+            return _Placed(name, colour, SIZES[on_size], flip, cx, cy, scale, kx, shear, hx, hy, brightness, on=j)
     scale, kx, shear, hx, hy = _frame(r[6:9], spec, size_i, H)
     lo, hi = spec.vertical
     tries = rng.random((15, 2)).tolist()
@@ -119,8 +118,7 @@ def _place(rng, ci: int, placed: list[_Placed], cfg: WorldConfig) -> _Placed | N
         cy = hy + t * (H - 2 * hy)
         box = (cx - hx, cy - hy, cx + hx, cy + hy)
         if not _overlaps(box, placed, None, cfg.max_overlap):
-            return _Placed(name, colour, SIZES[size_i], flip, cx, cy, scale, kx, shear, hx, hy,
-                           brightness)
+            return _Placed(name, colour, SIZES[size_i], flip, cx, cy, scale, kx, shear, hx, hy, brightness)
     return None
 
 

@@ -11,14 +11,35 @@ from stablesemantics.world.scene import Scene, WorldConfig
 # Noisy "real-user" prompts
 # --------------------------------------------------------------------------------------
 
-_STYLE = ("4k", "8k", "trending on artstation", "highly detailed", "octane render",
-          "unreal engine", "by greg rutkowski", "cinematic lighting", "sharp focus",
-          "masterpiece", "best quality", "ultra realistic", "digital art", "photorealistic",
-          "studio ghibli style", "hdr", "bokeh")
-_PREFIX = ("a photo of ", "photo of ", "an illustration of ", "a painting of ",
-           "masterpiece, best quality, ", "RAW photo, ", "")
-_FLAGS = ("--ar 16:9", "--ar 3:2", "--v 5", "--v 6", "--q 2", "--stylize 750", "--no text",
-          "--s 250", "--niji")
+_STYLE = (
+    "4k",
+    "8k",
+    "trending on artstation",
+    "highly detailed",
+    "octane render",
+    "unreal engine",
+    "by greg rutkowski",
+    "cinematic lighting",
+    "sharp focus",
+    "masterpiece",
+    "best quality",
+    "ultra realistic",
+    "digital art",
+    "photorealistic",
+    "studio ghibli style",
+    "hdr",
+    "bokeh",
+)
+_PREFIX = (
+    "a photo of ",
+    "photo of ",
+    "an illustration of ",
+    "a painting of ",
+    "masterpiece, best quality, ",
+    "RAW photo, ",
+    "",
+)
+_FLAGS = ("--ar 16:9", "--ar 3:2", "--v 5", "--v 6", "--q 2", "--stylize 750", "--no text", "--s 250", "--niji")
 _LORAS = ("<lora:detail_tweaker:0.8>", "<lora:add_detail:0.5>", "<lyco:style:1.0>")
 #: Public names of the noise vocabulary, for cleaners' tests.
 STYLE_TAILS, PROMPT_PREFIXES, PROMPT_FLAGS, PROMPT_TAGS = _STYLE, _PREFIX, _FLAGS, _LORAS
@@ -31,9 +52,9 @@ def _typo(rng, word: str) -> str:
     k = int(rng.integers(1, len(word) - 2))
     kind = rng.integers(3)
     if kind == 0:  # swap
-        return word[:k] + word[k + 1] + word[k] + word[k + 2:]
+        return word[:k] + word[k + 1] + word[k] + word[k + 2 :]
     if kind == 1:  # drop
-        return word[:k] + word[k + 1:]
+        return word[:k] + word[k + 1 :]
     return word[:k] + word[k] + word[k:]  # double
 
 
@@ -51,7 +72,7 @@ def noisy_prompt(scene: Scene, rng: np.random.Generator) -> str:
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
     text = scene.caption
     # weights on object nouns (right to left so spans stay valid)
-    for (s, e), o in sorted(zip(scene.object_spans, scene.objects), key=lambda t: -t[0][0]):
+    for (_s, e), o in sorted(zip(scene.object_spans, scene.objects), key=lambda t: -t[0][0]):
         if rng.random() < 0.3:
             ns = e - len(o.noun)
             form = rng.integers(3)

@@ -18,8 +18,9 @@ def plot_scenes(scenes: list[Scene], ncols: int = 6, width: float = 2.4, caption
 
     n = len(scenes)
     nrows = max(1, math.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, width * nrows * (1.35 if captions else 1)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(width * ncols, width * nrows * (1.35 if captions else 1)), squeeze=False
+    )
     for ax in axes.ravel():
         ax.axis("off")
     for ax, s in zip(axes.ravel(), scenes):
@@ -54,7 +55,7 @@ def plot_ground_truth(scenes: list[Scene], width: float = 3.0):
             x0, y0, x1, y1 = o.box
             row[2].add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, ec=c, lw=1.5))
             row[2].text(x0, y0 - 1, o.cls, color=c, fontsize=7, va="bottom")
-            for part, (x, y, vis) in o.keypoints.items():
+            for _part, (x, y, vis) in o.keypoints.items():
                 row[2].plot(x - 0.5, y - 0.5, "o", ms=4, mfc=c if vis else "none", mec="k", mew=0.6)
         row[2].set_title("boxes and part keypoints", fontsize=8)
         for ax in row:

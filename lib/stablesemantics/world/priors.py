@@ -91,23 +91,42 @@ def true_priors(config: WorldConfig | None = None, n_estimate: int = 20000, seed
     cp.attrs["source"] = "exact: sampler weights P(class | place) for a free draw"
     place = pd.DataFrame({"p": np.full(len(places), 1.0 / len(places))}, index=places)
     place.attrs["source"] = "exact"
-    key = (cfg.size, cfg.min_objects, cfg.max_objects, cfg.p_partner, cfg.p_on, cfg.max_overlap,
-           cfg.outline, cfg.places)
+    key = (
+        cfg.size,
+        cfg.min_objects,
+        cfg.max_objects,
+        cfg.p_partner,
+        cfg.p_on,
+        cfg.max_overlap,
+        cfg.outline,
+        cfg.places,
+    )
     emp = _empirical(int(n_estimate), int(seed), key)
     exact_y = _mean_y_exact(cfg)
-    vertical = pd.DataFrame({
-        "t_lo": [CLASSES[c].vertical[0] for c in names],
-        "t_hi": [CLASSES[c].vertical[1] for c in names],
-        "mean_y": [exact_y[c] for c in names],
-        "mean_y_empirical": emp["mean_y"].values,
-    }, index=names)
-    vertical.attrs["source"] = ("t_lo/t_hi/mean_y exact (free placements, ignoring pixel rounding); "
-                                f"mean_y_empirical estimated from {n_estimate} layouts")
+    vertical = pd.DataFrame(
+        {
+            "t_lo": [CLASSES[c].vertical[0] for c in names],
+            "t_hi": [CLASSES[c].vertical[1] for c in names],
+            "mean_y": [exact_y[c] for c in names],
+            "mean_y_empirical": emp["mean_y"].values,
+        },
+        index=names,
+    )
+    vertical.attrs["source"] = (
+        "t_lo/t_hi/mean_y exact (free placements, ignoring pixel rounding); "
+        f"mean_y_empirical estimated from {n_estimate} layouts"
+    )
     cooc = emp["cooccurrence"].copy()
     cooc.attrs["source"] = f"estimated from {n_estimate} sampled layouts (seed {seed})"
     cpp = emp["class_place_presence"][places].copy()
     cpp.attrs["source"] = f"estimated from {n_estimate} sampled layouts (seed {seed})"
     pw = pd.DataFrame(_PAIR_W.copy(), index=names, columns=names)
     pw.attrs["source"] = "exact: partner weights"
-    return {"place": place, "class_place": cp, "class_place_presence": cpp, "vertical": vertical,
-            "cooccurrence": cooc, "pair_weights": pw}
+    return {
+        "place": place,
+        "class_place": cp,
+        "class_place_presence": cpp,
+        "vertical": vertical,
+        "cooccurrence": cooc,
+        "pair_weights": pw,
+    }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import numpy as np
 
@@ -14,7 +14,7 @@ from stablesemantics.world.vocabulary import COLOURS, SIZE_PIXELS, SIZES
 _ROLE_CODE = {"main": 0, "dark": 1, "light": 2}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _compiled(name: str):
     """Per-class constants for the rasteriser: primitive list with numeric kind codes,
     palette slots (role code or fixed RGB) and keypoints as an array."""
@@ -42,8 +42,9 @@ def _compiled(name: str):
 def _palette(name: str, colour: str, brightness: float, outline: bool) -> np.ndarray:
     _, roles, fixed, _ = _compiled(name)
     main = np.clip(np.asarray(COLOURS[colour], np.float64) * brightness, 0, 255)
-    role_rgb = np.stack([main.astype(np.uint8), (main * 0.62).astype(np.uint8),
-                         (main + 0.45 * (255 - main)).astype(np.uint8)]).astype(np.float64)
+    role_rgb = np.stack(
+        [main.astype(np.uint8), (main * 0.62).astype(np.uint8), (main + 0.45 * (255 - main)).astype(np.uint8)]
+    ).astype(np.float64)
     pal = fixed.copy()
     sel = roles >= 0
     pal[sel] = role_rgb[roles[sel]]
@@ -78,7 +79,7 @@ def _analytic_labels(name: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return lab
 
 
-@lru_cache(maxsize=None)
+@cache
 def _label_bitmap(name: str) -> np.ndarray:
     """The class's label image sampled finely once (u in [-A-pad, A+pad], v in [-1-pad, 1+pad]),
     so rendering an object is one table look-up per pixel, whatever its number of primitives."""
@@ -118,8 +119,12 @@ def _rasterise(spec: ClassSpec, p: _Placed, H: int, W: int, outline: bool):
     su = (-R / p.kx) if p.flip else (R / p.kx)
     col_x = (np.arange(x0, x1) + (0.5 - p.cx)) * (su / p.scale) + A * R  # (w,)
     col_y = ry * (p.shear * su / p.scale)  # (h,)
-    if (iv[0] < 0 or iv[-1] >= nv or min(col_x[0], col_x[-1]) - max(col_y[0], col_y[-1]) < 0
-            or max(col_x[0], col_x[-1]) - min(col_y[0], col_y[-1]) >= nu):
+    if (
+        iv[0] < 0
+        or iv[-1] >= nv
+        or min(col_x[0], col_x[-1]) - max(col_y[0], col_y[-1]) < 0
+        or max(col_x[0], col_x[-1]) - min(col_y[0], col_y[-1]) >= nu
+    ):
         # tiny images: some look-ups fall outside the bitmap's margin
         np.clip(iv, 0, nv - 1, out=iv)
         iu = np.clip((col_x[None, :] - col_y[:, None]).astype(np.int64), 0, nu - 1)
@@ -150,8 +155,9 @@ def _keypoints_xy(spec: ClassSpec, p: _Placed) -> tuple[np.ndarray, np.ndarray]:
     return p.cx + p.scale * (p.kx * u + p.shear * v), p.cy + p.scale * v
 
 
-def render_object(cls: str, colour: str = "red", size: str = "large", flip: bool = False,
-                  image_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+def render_object(
+    cls: str, colour: str = "red", size: str = "large", flip: bool = False, image_size: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
     """Render one object, centred on a white canvas, without jitter.
 
     Returns (image (S,S,3) uint8, mask (S,S) bool).
@@ -170,11 +176,12 @@ def render_object(cls: str, colour: str = "red", size: str = "large", flip: bool
     S = SIZE_PIXELS[size] * image_size / 64.0
     h = S if spec.aspect <= 1 else S / spec.aspect
     scale = h / 2
-    p = _Placed(cls, colour, size, flip, image_size / 2, image_size / 2, scale, 1.0, 0.0,
-                scale * spec.aspect, scale, 1.0)
+    p = _Placed(
+        cls, colour, size, flip, image_size / 2, image_size / 2, scale, 1.0, 0.0, scale * spec.aspect, scale, 1.0
+    )
     img = np.full((image_size, image_size, 3), 255, np.uint8)
     x0, y0, m, patch = _rasterise(spec, p, image_size, image_size, True)
     full = np.zeros((image_size, image_size), bool)
-    full[y0:y0 + m.shape[0], x0:x0 + m.shape[1]] = m
+    full[y0 : y0 + m.shape[0], x0 : x0 + m.shape[1]] = m
     img[full] = patch[m]
     return img, full

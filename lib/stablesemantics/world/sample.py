@@ -59,9 +59,22 @@ def _render(rng, place: str, placed: list[_Placed], cfg: WorldConfig) -> Scene:
             box = (0, 0, 0, 0)
         noun = _pick(rng, spec.synonyms)
         phrase = f"{_pick(rng, _SIZE_WORDS[p.size])} {p.colour} {noun}"
-        objs.append(SceneObject(cls=p.cls, colour=p.colour, size=p.size, box=box, flip=p.flip,
-                                keypoints={}, supercategory=spec.supercategory, noun=noun,
-                                phrase=phrase, centre=(p.cx, p.cy), full_area=int(m.sum()), on=p.on))
+        objs.append(
+            SceneObject(
+                cls=p.cls,
+                colour=p.colour,
+                size=p.size,
+                box=box,
+                flip=p.flip,
+                keypoints={},
+                supercategory=spec.supercategory,
+                noun=noun,
+                phrase=phrase,
+                centre=(p.cx, p.cy),
+                full_area=int(m.sum()),
+                on=p.on,
+            )
+        )
     counts = np.bincount(inst.ravel(), minlength=len(objs) + 1)
     for i, o in enumerate(objs):
         o.area = int(counts[i + 1])
@@ -89,9 +102,18 @@ def _render(rng, place: str, placed: list[_Placed], cfg: WorldConfig) -> Scene:
             o.keypoints = {part: (xs[k + j], ys[k + j], vis[k + j]) for j, part in enumerate(parts)}
             k += len(parts)
     caption, spans, place_span = _caption(rng, place, objs, H)
-    return Scene(image=image, place=place, objects=objs, instance_mask=inst, class_mask=clsm,
-                 relations=_relations(objs, H), caption=caption, object_spans=spans,
-                 place_span=place_span, layout=layout)
+    return Scene(
+        image=image,
+        place=place,
+        objects=objs,
+        instance_mask=inst,
+        class_mask=clsm,
+        relations=_relations(objs, H),
+        caption=caption,
+        object_spans=spans,
+        place_span=place_span,
+        layout=layout,
+    )
 
 
 def sample_scene(rng: np.random.Generator, config: WorldConfig | None = None) -> Scene:

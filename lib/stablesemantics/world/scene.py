@@ -31,8 +31,7 @@ class WorldConfig:
         if not isinstance(self.size, (int, np.integer)) or self.size < 16:
             raise ValueError(f"WorldConfig.size must be an int >= 16, got {self.size!r}")
         if not (1 <= self.min_objects <= self.max_objects <= 4):
-            raise ValueError(
-                f"need 1 <= min_objects <= max_objects <= 4, got {self.min_objects}, {self.max_objects}")
+            raise ValueError(f"need 1 <= min_objects <= max_objects <= 4, got {self.min_objects}, {self.max_objects}")
         if self.places is not None:
             bad = [p for p in self.places if p not in PLACE_INDEX]
             if bad or not self.places:

@@ -18,10 +18,16 @@ def class_table() -> pd.DataFrame:
     """
     rows = []
     for name, spec in CLASSES.items():
-        rows.append({"class": name, "supercategory": spec.supercategory,
-                     "parts": ", ".join(spec.parts), "synonyms": ", ".join(spec.synonyms),
-                     "places": ", ".join(p for p in PLACES if spec.places.get(p, 0) > 0),
-                     "flips": not spec.symmetric})
+        rows.append(
+            {
+                "class": name,
+                "supercategory": spec.supercategory,
+                "parts": ", ".join(spec.parts),
+                "synonyms": ", ".join(spec.synonyms),
+                "places": ", ".join(p for p in PLACES if spec.places.get(p, 0) > 0),
+                "flips": not spec.symmetric,
+            }
+        )
     return pd.DataFrame(rows).set_index("class")
 
 
@@ -49,8 +55,11 @@ def scene_statistics(scenes: list[Scene]) -> dict[str, pd.DataFrame]:
     for k, s in enumerate(scenes):
         H = s.image.shape[0]
         rows = np.arange(H, dtype=np.float64)
-        row_counts = np.stack([(s.instance_mask == i + 1).sum(1) for i in range(len(s.objects))]) \
-            if s.objects else np.zeros((0, H))
+        row_counts = (
+            np.stack([(s.instance_mask == i + 1).sum(1) for i in range(len(s.objects))])
+            if s.objects
+            else np.zeros((0, H))
+        )
         for i, o in enumerate(s.objects):
             ci = CLASS_INDEX[o.cls]
             counts[ci, PLACE_INDEX[s.place]] += 1
@@ -64,11 +73,17 @@ def scene_statistics(scenes: list[Scene]) -> dict[str, pd.DataFrame]:
     with np.errstate(invalid="ignore", divide="ignore"):
         cp = counts / counts.sum(axis=0, keepdims=True)
         ymean = np.where(ycnt > 0, ysum / np.maximum(ycnt, 1), np.nan)
-    summary = pd.DataFrame([{
-        "n_scenes": len(scenes), "mean_objects": float(np.mean(n_obj)),
-        "mean_visible_fraction": float(np.mean(vis_frac)) if vis_frac else float("nan"),
-        "mean_caption_words": float(np.mean(n_words)), "max_caption_words": int(np.max(n_words)),
-    }])
+    summary = pd.DataFrame(
+        [
+            {
+                "n_scenes": len(scenes),
+                "mean_objects": float(np.mean(n_obj)),
+                "mean_visible_fraction": float(np.mean(vis_frac)) if vis_frac else float("nan"),
+                "mean_caption_words": float(np.mean(n_words)),
+                "max_caption_words": int(np.max(n_words)),
+            }
+        ]
+    )
     return {
         "class_place": pd.DataFrame(np.nan_to_num(cp), index=names, columns=list(PLACES)),
         "vertical": pd.DataFrame({"mean_y": ymean, "n": ycnt.astype(int)}, index=names),
