@@ -123,9 +123,7 @@ def _spans_from_pieces(text: str, tokenizer, ids: list[int]) -> list[tuple[int, 
     for finder in (_clip_piece_re().finditer, re.compile(r"\S+").finditer):
         matches = list(finder(text))
         piece_ids = (
-            tokenizer([m.group(0) for m in matches], add_special_tokens=False, verbose=False)[
-                "input_ids"
-            ]
+            tokenizer([m.group(0) for m in matches], add_special_tokens=False, verbose=False)["input_ids"]
             if matches
             else []
         )
@@ -138,9 +136,7 @@ def _spans_from_pieces(text: str, tokenizer, ids: list[int]) -> list[tuple[int, 
     return None
 
 
-def token_char_spans(
-    text: str, tokenizer, *, use_offsets: bool | None = None
-) -> list[tuple[int, int]]:
+def token_char_spans(text: str, tokenizer, *, use_offsets: bool | None = None) -> list[tuple[int, int]]:
     """Character span in ``text`` of each token of ``tokenizer(text, add_special_tokens=False)``.
 
     Fast tokenizers' offsets are used when every token decodes back to the characters it points
@@ -197,9 +193,7 @@ def _group_indices(
     first = _first_content_position(text, tokenizer, len(tok_spans))
     out = []
     for spans in checked:
-        positions = sorted(
-            {first + i for i, (a, b) in enumerate(tok_spans) for s, e in spans if a < e and b > s}
-        )
+        positions = sorted({first + i for i, (a, b) in enumerate(tok_spans) for s, e in spans if a < e and b > s})
         if positions and positions[-1] >= max_length - 1:
             out.append(SpanTokens((), True))
         else:

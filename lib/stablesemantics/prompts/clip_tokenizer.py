@@ -48,8 +48,7 @@ def clip_bpe_path() -> Path:
     spec = importlib.util.find_spec("open_clip")
     if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError(
-            "the CLIP BPE vocabulary comes from the open-clip-torch package: "
-            "pip install --no-deps open-clip-torch"
+            "the CLIP BPE vocabulary comes from the open-clip-torch package: pip install --no-deps open-clip-torch"
         )
     for folder in spec.submodule_search_locations:
         path = Path(folder) / CLIP_BPE_FILE
@@ -108,9 +107,7 @@ def _load_clip_tokenizer(folder: Path):
                     "give load_clip_tokenizer a new or empty folder"
                 )
         _write_tokenizer_files(folder)
-    tok = CLIPTokenizerFast.from_pretrained(
-        str(folder), model_max_length=CLIP_MAX_LENGTH, pad_token="<|endoftext|>"
-    )
+    tok = CLIPTokenizerFast.from_pretrained(str(folder), model_max_length=CLIP_MAX_LENGTH, pad_token="<|endoftext|>")
     ids = tok("a photo of a cat")["input_ids"]
     if len(tok) != CLIP_VOCAB_SIZE or ids != [CLIP_BOS_ID, 320, 1125, 539, 320, 2368, CLIP_EOS_ID]:
         raise RuntimeError(f"the CLIP tokenizer cached in {folder} is broken; delete that folder")
