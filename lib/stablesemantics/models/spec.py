@@ -12,8 +12,8 @@ the spec; a run still sets its own, e.g. ``colab.yaml``).
 
 Example:
 
->>> parse_model_spec("tiny-random-sdxl?unet=/tmp/u.safetensors&scheduler=euler-trailing&guidance=0")
-ModelSpec(base='tiny-random-sdxl', unet='/tmp/u.safetensors', scheduler='euler-trailing', guidance=0.0, steps=None)
+>>> parse_model_spec("tiny-random-sdxl?unet=unet/model.safetensors&scheduler=euler-trailing&guidance=0")
+ModelSpec(base='tiny-random-sdxl', unet='unet/model.safetensors', scheduler='euler-trailing', guidance=0.0, steps=None)
 >>> parse_model_spec("stabilityai/stable-diffusion-xl-base-1.0") is None
 True
 """

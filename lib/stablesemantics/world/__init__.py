@@ -39,13 +39,15 @@ from stablesemantics.world.noisy_prompts import (
     noisy_prompt,
     world_prompts,
 )
+from stablesemantics.world.pairs import ON_PAIRS, PAIRS
 from stablesemantics.world.plots import plot_ground_truth, plot_priors, plot_scenes
+from stablesemantics.world.primitives import ClassSpec
 from stablesemantics.world.priors import true_priors
 from stablesemantics.world.render import render_object
 from stablesemantics.world.sample import render_scenes, sample_scene, scene_at, stack_images
 from stablesemantics.world.scene import Scene, SceneObject, WorldConfig, world_config_from_dict
 from stablesemantics.world.speed import measure_speed
-from stablesemantics.world.sprites import CLASS_INDEX, CLASSES, ON_PAIRS, PAIRS, SUPERCATEGORIES, ClassSpec
+from stablesemantics.world.sprites import CLASS_INDEX, CLASSES, SUPERCATEGORIES
 from stablesemantics.world.statistics import class_table, scene_statistics
 from stablesemantics.world.vocabulary import COLOURS, PLACE_INDEX, PLACE_PHRASES, PLACES, SIZE_PIXELS, SIZES
 

@@ -6,8 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from stablesemantics.world.pairs import ON_PAIRS
+from stablesemantics.world.primitives import ClassSpec
 from stablesemantics.world.scene import WorldConfig
-from stablesemantics.world.sprites import CLASSES, ON_PAIRS, ClassSpec
+from stablesemantics.world.sprites import CLASSES
 from stablesemantics.world.vocabulary import (
     _AFFINITY,
     _CLS_NAMES,

@@ -8,7 +8,8 @@ from functools import cache, lru_cache
 import numpy as np
 
 from stablesemantics.world.layout import _Placed
-from stablesemantics.world.sprites import CLASSES, ClassSpec
+from stablesemantics.world.primitives import ClassSpec
+from stablesemantics.world.sprites import CLASSES
 from stablesemantics.world.vocabulary import COLOURS, SIZE_PIXELS, SIZES
 
 _ROLE_CODE = {"main": 0, "dark": 1, "light": 2}

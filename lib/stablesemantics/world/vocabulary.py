@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from stablesemantics.world.sprites import CLASS_INDEX, CLASSES, PAIRS
+from stablesemantics.world.pairs import PAIRS
+from stablesemantics.world.sprites import CLASS_INDEX, CLASSES
 
 PLACES: tuple[str, ...] = ("sky", "beach", "street", "room", "forest", "field", "lake")
 PLACE_INDEX: dict[str, int] = {p: i for i, p in enumerate(PLACES)}
