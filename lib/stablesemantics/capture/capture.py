@@ -11,6 +11,25 @@ from stablesemantics.capture.maps import resize_maps
 from stablesemantics.capture.processors import _PLAIN_PROCESSORS, _CaptureProcessor
 
 
+def checked_config(config: CaptureConfig | None) -> CaptureConfig:
+    """``config``, or the default configuration when it is ``None``; anything else is a ``TypeError``."""
+    if config is None:
+        return CaptureConfig()
+    if not isinstance(config, CaptureConfig):
+        raise TypeError(f"config must be a CaptureConfig or None, got {type(config).__name__}")
+    return config
+
+
+def split_denoiser(pipe: Any, attr: str, expected: str) -> tuple[Any, torch.nn.Module]:
+    """``(pipeline or None, denoiser)`` from a pipeline (its ``attr``: ``unet``, ``transformer``) or a bare module."""
+    denoiser = getattr(pipe, attr, None)
+    if denoiser is None and isinstance(pipe, torch.nn.Module):
+        denoiser, pipe = pipe, None
+    if not isinstance(denoiser, torch.nn.Module):
+        raise TypeError(f"pipe must be {expected}, got {type(pipe).__name__}")
+    return pipe, denoiser
+
+
 class CrossAttentionCapture:
     """Context manager that records mean cross-attention maps of every image a pipeline generates.
 
@@ -41,17 +60,8 @@ class CrossAttentionCapture:
     """
 
     def __init__(self, pipe: Any, config: CaptureConfig | None = None, *, keep_layer_probs: bool = False) -> None:
-        if config is None:
-            config = CaptureConfig()
-        if not isinstance(config, CaptureConfig):
-            raise TypeError(f"config must be a CaptureConfig or None, got {type(config).__name__}")
-        unet = getattr(pipe, "unet", None)
-        if unet is None and isinstance(pipe, torch.nn.Module):
-            unet, pipe = pipe, None
-        if not isinstance(unet, torch.nn.Module):
-            raise TypeError(
-                f"pipe must be a diffusers pipeline with a .unet or a UNet module, got {type(pipe).__name__}"
-            )
+        config = checked_config(config)
+        pipe, unet = split_denoiser(pipe, "unet", "a diffusers pipeline with a .unet or a UNet module")
         if pipe is None and config.t_range != (0.0, 1.0):
             raise ValueError("t_range needs the step schedule: capture from the pipeline, not its bare UNet")
         self.config = config
@@ -121,25 +131,32 @@ class CrossAttentionCapture:
             raise RuntimeError("this capture is already installed")
         modules = dict(self._unet.named_modules())
         for layer in self.layers:
-            proc = modules[layer.name].processor
-            if isinstance(proc, _CaptureProcessor):
-                raise RuntimeError(f"{layer.name} is already being captured (nested captures are not supported)")
-            if type(proc) not in _PLAIN_PROCESSORS:  # exact classes: a subclass may compute anything
-                raise ValueError(
-                    f"cannot capture {layer.name}: its processor {type(proc).__name__} is not plain "
-                    f"softmax attention (supported: {', '.join(p.__name__ for p in _PLAIN_PROCESSORS)})"
-                )
+            self._check_processor(layer, modules[layer.name].processor)
         try:
             for layer in self.layers:
                 module = modules[layer.name]
                 self._originals[layer.name] = module.processor
-                module.set_processor(_CaptureProcessor(self, layer, module.processor))
+                module.set_processor(self._capture_processor(layer, module.processor))
             self._hook = self._unet.register_forward_pre_hook(self._pre_hook, with_kwargs=True)
         except BaseException:
             self.remove()
             raise
         self.reset()
         return self
+
+    def _check_processor(self, layer: LayerInfo, proc: Any) -> None:
+        """Refuse a layer that is already captured or whose processor computes something else."""
+        if isinstance(proc, _CaptureProcessor):
+            raise RuntimeError(f"{layer.name} is already being captured (nested captures are not supported)")
+        if type(proc) not in _PLAIN_PROCESSORS:  # exact classes: a subclass may compute anything
+            raise ValueError(
+                f"cannot capture {layer.name}: its processor {type(proc).__name__} is not plain "
+                f"softmax attention (supported: {', '.join(p.__name__ for p in _PLAIN_PROCESSORS)})"
+            )
+
+    def _capture_processor(self, layer: LayerInfo, original: Any) -> Any:
+        """The recording processor that replaces ``original`` on ``layer``."""
+        return _CaptureProcessor(self, layer, original)
 
     def remove(self) -> None:
         """Restore the original processors and remove the hook (``__exit__`` does this)."""

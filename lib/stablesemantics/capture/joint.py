@@ -42,7 +42,7 @@ import torch
 from diffusers.models.attention_processor import JointAttnProcessor2_0
 from diffusers.models.transformers.transformer_flux import FluxAttnProcessor
 
-from stablesemantics.capture.capture import CrossAttentionCapture
+from stablesemantics.capture.capture import CrossAttentionCapture, checked_config, split_denoiser
 from stablesemantics.capture.config import CaptureConfig, LayerInfo
 from stablesemantics.capture.joint_processors import FluxAttnCaptureProcessor, JointAttnCaptureProcessor
 from stablesemantics.capture.lse import text_probabilities
@@ -81,15 +81,8 @@ class JointAttentionCapture(CrossAttentionCapture):
     """
 
     def __init__(self, pipe: Any, config: CaptureConfig | None = None) -> None:
-        if config is None:
-            config = CaptureConfig()
-        if not isinstance(config, CaptureConfig):
-            raise TypeError(f"config must be a CaptureConfig or None, got {type(config).__name__}")
-        transformer = getattr(pipe, "transformer", None)
-        if transformer is None and isinstance(pipe, torch.nn.Module):
-            transformer, pipe = pipe, None
-        if not isinstance(transformer, torch.nn.Module):
-            raise TypeError(f"pipe must be a pipeline with a .transformer or a transformer, got {type(pipe).__name__}")
+        config = checked_config(config)
+        pipe, transformer = split_denoiser(pipe, "transformer", "a pipeline with a .transformer or a transformer")
         if pipe is None and config.t_range != (0.0, 1.0):
             raise ValueError("t_range needs the step schedule: capture from the pipeline, not its bare transformer")
         if config.resolutions is not None and 1 not in config.resolutions:
@@ -110,31 +103,17 @@ class JointAttentionCapture(CrossAttentionCapture):
         self._hook: Any = None
         self.reset()
 
-    def install(self) -> JointAttentionCapture:
-        """Install the processors and the hook (``__enter__`` does this)."""
-        if self.installed:
-            raise RuntimeError("this capture is already installed")
-        modules = dict(self._unet.named_modules())
-        for layer in self.layers:
-            proc = modules[layer.name].processor
-            if isinstance(proc, tuple(_CAPTURE_PROCESSOR_OF.values())):
-                raise RuntimeError(f"{layer.name} is already being captured (nested captures are not supported)")
-            if type(proc) not in _CAPTURE_PROCESSOR_OF:
-                raise ValueError(
-                    f"cannot capture {layer.name}: its processor {type(proc).__name__} is not plain joint attention "
-                    f"(supported: {', '.join(p.__name__ for p in _CAPTURE_PROCESSOR_OF)})"
-                )
-        try:
-            for layer in self.layers:
-                module = modules[layer.name]
-                self._originals[layer.name] = module.processor
-                module.set_processor(_CAPTURE_PROCESSOR_OF[type(module.processor)](self, layer, module.processor))
-            self._hook = self._unet.register_forward_pre_hook(self._pre_hook, with_kwargs=True)
-        except BaseException:
-            self.remove()
-            raise
-        self.reset()
-        return self
+    def _check_processor(self, layer: LayerInfo, proc: Any) -> None:
+        if isinstance(proc, tuple(_CAPTURE_PROCESSOR_OF.values())):
+            raise RuntimeError(f"{layer.name} is already being captured (nested captures are not supported)")
+        if type(proc) not in _CAPTURE_PROCESSOR_OF:
+            raise ValueError(
+                f"cannot capture {layer.name}: its processor {type(proc).__name__} is not plain joint attention "
+                f"(supported: {', '.join(p.__name__ for p in _CAPTURE_PROCESSOR_OF)})"
+            )
+
+    def _capture_processor(self, layer: LayerInfo, original: Any) -> Any:
+        return _CAPTURE_PROCESSOR_OF[type(original)](self, layer, original)
 
     def _pre_hook(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
         hidden_states = _argument(args, kwargs, "hidden_states", 0)
