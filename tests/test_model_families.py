@@ -4,6 +4,7 @@ segments, and the UNet families' capture (SD 2.x, SDXL) against the slow referen
 from __future__ import annotations
 
 import copy
+import warnings
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from diffusers import (
 from safetensors.torch import save_file
 
 from stablesemantics.capture import capture_cross_attention
+from stablesemantics.generate import generate
 from stablesemantics.models import load_pipeline
 from stablesemantics.models.families import attention_grid, describe_text, pipeline_family, token_segments
 from stablesemantics.models.spec import parse_model_spec
@@ -90,6 +92,13 @@ def test_a_spec_replaces_the_unet_and_the_scheduler(tmp_path):
         torch.testing.assert_close(a, b, atol=0, rtol=0, msg=k)
     out = pipe("a red car", num_inference_steps=4, guidance_scale=0.0, height=32, width=32, output_type="np")
     assert out.images.shape == (1, 32, 32, 3)
+    # generate with the spec: its settings run quietly, others are named in a warning
+    settings = dict(model=spec, height=32, width=32, batch_size=1, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        generate(["a red car"], 1, tmp_path / "ok.zarr", steps=4, guidance=0.0, **settings)
+    with pytest.warns(UserWarning, match=r"made for 4 steps; this run uses 2 and guidance 0; this run uses 7\.5"):
+        generate(["a red car"], 1, tmp_path / "off.zarr", steps=2, guidance=7.5, **settings)
     with pytest.raises(ValueError, match="unknown scheduler"):
         parse_model_spec("x?scheduler=nope")
     with pytest.raises(ValueError, match="only the keys"):

@@ -24,7 +24,11 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-PARAM_SETS = ("default", "smoke", "colab")
+PARAM_SETS = ("default", "smoke", "colab")  # a section for every notebook
+#: Colab parameter sets of other model families: notebook 01 and the analysis chapters on its store
+FAMILY_SETS = ("colab-sdxl-lightning", "colab-flux-schnell")
+#: tiny pipelines of the families beyond SD 1.x that notebook 01 must run with
+FAMILY_MODELS = ("tiny-random-sdxl", "tiny-random-sd3", "tiny-random-flux")
 
 
 from stablesemantics import book  # noqa: E402  (the runner behind `make book`)
@@ -147,6 +151,48 @@ def test_params_sections_name_real_parameters(notebook, params_set):
     assert notebook.stem in sections, f"params/{params_set}.yaml has no section {notebook.stem!r}"
     unknown = set(sections[notebook.stem]) - set(_params(notebook))
     assert not unknown, f"params/{params_set}.yaml: {notebook.stem} has no parameters {sorted(unknown)}"
+
+
+@pytest.mark.parametrize("params_set", FAMILY_SETS)
+def test_family_params_sets_chain_notebook_01_to_the_analysis_chapters(params_set):
+    sections = yaml.safe_load((ROOT / "notebooks" / "params" / f"{params_set}.yaml").read_text())
+    assert list(sections) == ["01_generate", "02_semantics", "03_spatial", "04_cooccurrence"]
+    for stem, section in sections.items():
+        unknown = set(section) - set(_params(ROOT / "notebooks" / f"{stem}.ipynb"))
+        assert not unknown, f"params/{params_set}.yaml: {stem} has no parameters {sorted(unknown)}"
+        assert book.load_params(stem, params_set) == section
+    store = sections["01_generate"]["out_store"]
+    assert all(sections[s]["store"] == store for s in ("02_semantics", "03_spatial", "04_cooccurrence"))
+    assert sections["01_generate"]["steps"] == 4 and sections["01_generate"]["guidance"] == 0.0
+    assert (ROOT / "book" / "colab.md").read_text().count(params_set) >= 1, "book/colab.md shows how to run it"
+
+
+@pytest.mark.parametrize("model", FAMILY_MODELS)
+def test_notebook_01_runs_every_model_family(model, tmp_path, monkeypatch):
+    """Notebook 01 (generate, store, maps, figures) with the tiny SDXL, SD3 and Flux pipelines."""
+    import zarr
+
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("JUPYTER_PREFER_ENV_PATH", "1")
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    params = dict(book.load_params("01_generate", "smoke"))
+    params.update(model=model, out_store=str(tmp_path / "s.zarr"), out_json=str(tmp_path / "h.json"))
+    pm.execute_notebook(
+        str(ROOT / "notebooks" / "01_generate.ipynb"),
+        str(tmp_path / "01.ipynb"),
+        parameters=params,
+        kernel_name="python3",
+        cwd=str(ROOT),
+        progress_bar=False,
+        execution_timeout=600,
+    )
+    _check_headline("01_generate", json.loads((tmp_path / "h.json").read_text()), params)
+    attrs = zarr.open_group(str(tmp_path / "s.zarr"), mode="r").attrs
+    family = {"tiny-random-sdxl": "sdxl", "tiny-random-sd3": "sd3", "tiny-random-flux": "flux"}[model]
+    assert attrs["model_family"] == family and attrs["model"] == model
+    assert [s["name"] for s in attrs["token_segments"]] == {"sdxl": ["clip"], "sd3": ["clip", "t5"], "flux": ["t5"]}[
+        family
+    ]
 
 
 def test_toc_lists_every_notebook():

@@ -123,8 +123,17 @@ def test_argument_types():
         tiny_random_components("0")
 
 
-def test_default_device_and_dtype():
+def test_default_device_and_dtype(monkeypatch):
+    from diffusers import FluxPipeline, StableDiffusion3Pipeline, StableDiffusionXLPipeline
+
     assert default_dtype("cuda") == torch.float16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert default_dtype("cuda", FluxPipeline) == torch.bfloat16  # float16 overflows in Flux
+    assert default_dtype("cuda", StableDiffusion3Pipeline) == torch.bfloat16
+    assert default_dtype("cuda", StableDiffusionXLPipeline) == torch.float16
+    assert default_dtype("cpu", FluxPipeline) == torch.float32
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)  # a T4
+    assert default_dtype("cuda", FluxPipeline) == torch.float16
     assert default_dtype(torch.device("cpu")) == torch.float32
     assert default_dtype("mps") == torch.float32
     if torch.cuda.is_available():

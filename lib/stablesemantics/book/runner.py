@@ -9,8 +9,8 @@ on its own (`python -m stablesemantics.book` is the same command line, the typer
     python -m stablesemantics.book run --params smoke 01_generate -- -p steps 4   # after --: papermill options
     python -m stablesemantics.book stage                         # _build/src for `jupyter-book build`
 
-Parameter files (notebooks/params/{default,smoke,colab}.yaml) have one section per
-notebook, keyed by the notebook's file stem:
+Parameter files (notebooks/params/{default,smoke,colab}.yaml, and colab-<model>.yaml for
+other model families) have one section per notebook, keyed by the notebook's file stem:
 
     01_generate:
       n_seeds: 2
@@ -202,7 +202,12 @@ def list_notebooks() -> None:
 @app.command()
 def params(
     notebook: Annotated[str, typer.Argument(help="A notebook: 01_generate, 01_generate.ipynb or its path.")],
-    params_set: Annotated[str, typer.Argument(help="Parameter set: default, smoke, colab.")] = "default",
+    params_set: Annotated[
+        str,
+        typer.Argument(
+            help="Parameter set: a file stem of notebooks/params (default, smoke, colab, colab-flux-schnell, ...)."
+        ),
+    ] = "default",
 ) -> None:
     """Print one notebook's parameter section as YAML (a file for `papermill -f`)."""
     try:
@@ -219,7 +224,12 @@ def run(
         list[str] | None,
         typer.Argument(help="Notebooks (default: every one in _toc.yml); options after -- go to papermill."),
     ] = None,
-    params: Annotated[str, typer.Option(help="Parameter set: default, smoke, colab.")] = "default",
+    params: Annotated[
+        str,
+        typer.Option(
+            help="Parameter set: a file stem of notebooks/params (default, smoke, colab, colab-flux-schnell, ...)."
+        ),
+    ] = "default",
     out: Annotated[Path, typer.Option(help="Folder of the executed notebooks.")] = BUILD / "notebooks",
 ) -> None:
     """Execute notebooks with papermill, recording each one's wall time in <out>/timings.json."""

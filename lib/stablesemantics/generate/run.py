@@ -34,6 +34,7 @@ from stablesemantics.generate.settings import (
 from stablesemantics.images import images_to_uint8
 from stablesemantics.models.families import attention_grid, default_image_size, describe_text, token_segments
 from stablesemantics.models.load import load_pipeline
+from stablesemantics.models.spec import off_spec_settings
 from stablesemantics.prompts.clean import clean_prompt
 from stablesemantics.store.errors import check_writable
 from stablesemantics.store.lock import store_lock
@@ -179,6 +180,9 @@ def _generate_locked(
     model = config.model
     if isinstance(model, (str, os.PathLike)):
         pipe = load_pipeline(model, device=config.device)
+        off_spec = off_spec_settings(os.fspath(model), config.steps, config.guidance)
+        if off_spec is not None:
+            warnings.warn(off_spec, UserWarning, stacklevel=3)
     elif callable(model) and (hasattr(model, "unet") or hasattr(model, "transformer")) and hasattr(model, "tokenizer"):
         pipe = model
     else:

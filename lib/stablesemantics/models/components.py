@@ -97,12 +97,12 @@ SD_NOISE_SCHEDULE: dict[str, Any] = {
 }
 
 
-def sd_scheduler() -> DDIMScheduler:
+def sd_scheduler(prediction_type: str = "epsilon") -> DDIMScheduler:
     """DDIM with Stable Diffusion 1.x's noise schedule (scaled-linear betas 0.00085–0.012)."""
-    return DDIMScheduler(**SD_NOISE_SCHEDULE, set_alpha_to_one=False, steps_offset=1)
+    return DDIMScheduler(**SD_NOISE_SCHEDULE, set_alpha_to_one=False, steps_offset=1, prediction_type=prediction_type)
 
 
-def assemble_components(unet: Any, vae: Any, text_encoder: Any) -> dict[str, Any]:
+def assemble_components(unet: Any, vae: Any, text_encoder: Any, prediction_type: str = "epsilon") -> dict[str, Any]:
     """The keyword arguments of :class:`StableDiffusionPipeline` around three models: the real
     CLIP tokenizer (built offline), :func:`sd_scheduler`, and no safety checker."""
 
@@ -111,7 +111,7 @@ def assemble_components(unet: Any, vae: Any, text_encoder: Any) -> dict[str, Any
         "vae": vae.eval(),
         "text_encoder": text_encoder.eval(),
         "tokenizer": load_clip_tokenizer(),
-        "scheduler": sd_scheduler(),
+        "scheduler": sd_scheduler(prediction_type),
         "safety_checker": None,
         "feature_extractor": None,
         "image_encoder": None,

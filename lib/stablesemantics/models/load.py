@@ -51,9 +51,21 @@ def default_device() -> str:
     return "cpu"
 
 
-def default_dtype(device: str | torch.device) -> torch.dtype:
-    """``float16`` on CUDA (half the memory, tensor cores), ``float32`` everywhere else."""
-    return torch.float16 if torch.device(device).type == "cuda" else torch.float32
+#: pipeline classes whose reference dtype is bfloat16: float16 overflows in their activations
+BFLOAT16_FAMILIES = ("Flux", "StableDiffusion3")
+
+
+def default_dtype(device: str | torch.device, pipeline_class: type | None = None) -> torch.dtype:
+    """``float32`` off CUDA; on CUDA ``float16`` (half the memory, tensor cores), or ``bfloat16`` for
+    Flux and SD3 pipelines where the GPU has it (their activations overflow float16's range).
+
+    >>> default_dtype("cpu")
+    torch.float32
+    """
+    if torch.device(device).type != "cuda":
+        return torch.float32
+    bf16 = pipeline_class is not None and pipeline_class.__name__.startswith(BFLOAT16_FAMILIES)
+    return torch.bfloat16 if bf16 and torch.cuda.is_bf16_supported() else torch.float16
 
 
 def load_pipeline(
@@ -79,7 +91,7 @@ def load_pipeline(
     For 3 and 4 the pipeline class is the one ``model_index.json`` names (``_class_name``).
 
     ``device`` defaults to :func:`default_device`, ``dtype`` to :func:`default_dtype` of the device
-    (float16 on CUDA, float32 otherwise). The safety checker is off and the progress bar disabled.
+    and pipeline class (float32 off CUDA; on CUDA float16, bfloat16 for Flux and SD3). The safety checker is off and the progress bar disabled.
 
     Raises :class:`ModelNotFoundError` (a ``FileNotFoundError``) naming the model when it cannot be
     found: MicroSD not built yet (run ``make model``), or a hub id that is neither cached nor reachable.
@@ -97,14 +109,13 @@ def load_pipeline(
     if dtype is not None and not isinstance(dtype, torch.dtype):
         raise TypeError(f"dtype must be a torch.dtype or None, got {type(dtype).__name__}")
     device = torch.device(device if device is not None else default_device())
-    dtype = dtype if dtype is not None else default_dtype(device)
     name = os.fspath(model)
     if not name:
         raise ValueError("model must not be empty")
 
     spec = parse_model_spec(name)
     if spec is not None:
-        pipe = apply_spec(load_pipeline(spec.base, device="cpu", dtype=dtype), spec)
+        pipe = apply_spec(load_pipeline(spec.base, device="cpu", dtype=dtype or default_dtype(device)), spec)
     elif name == TINY_RANDOM:
         pipe = StableDiffusionPipeline(**tiny_random_components(), requires_safety_checker=False)
     elif name in TINY_PIPELINES:
@@ -126,9 +137,10 @@ def load_pipeline(
                 raise ModelNotFoundError(
                     f"{name!r} is a directory but not a saved diffusers pipeline (no model_index.json)"
                 )
-            pipe = _from_pretrained(str(path), dtype)
+            pipe = _from_pretrained(str(path), dtype, device)
         else:
-            pipe = _from_pretrained(name, dtype)
+            pipe = _from_pretrained(name, dtype, device)
+    dtype = dtype or default_dtype(device, type(pipe))
     if denoiser(pipe).dtype != dtype:  # from_pretrained already loaded in dtype; the tiny ones are float32
         pipe = pipe.to(dtype=dtype)
     pipe = pipe.to(device)
@@ -163,7 +175,7 @@ def _pipeline_class(name: str) -> type:
     return cls
 
 
-def _from_pretrained(name: str, dtype: torch.dtype) -> DiffusionPipeline:
+def _from_pretrained(name: str, dtype: torch.dtype | None, device: torch.device) -> DiffusionPipeline:
     # Import lazily: the error classes moved between huggingface_hub versions.
     from huggingface_hub import errors as hf_errors
 
@@ -182,6 +194,7 @@ def _from_pretrained(name: str, dtype: torch.dtype) -> DiffusionPipeline:
     )
     try:
         cls = _pipeline_class(name)
+        dtype = dtype or default_dtype(device, cls)
         if "safety_checker" in inspect.signature(cls.__init__).parameters:
             return cls.from_pretrained(
                 name, **{_DTYPE_KWARG: dtype}, safety_checker=None, requires_safety_checker=False

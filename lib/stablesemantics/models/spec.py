@@ -8,7 +8,8 @@ string, so it travels as one ``model`` parameter (notebook parameters, the CLI, 
 
 ``unet`` is a local file or ``owner/repo/path/in/repo.safetensors`` on the hub; ``scheduler`` one of
 :data:`SCHEDULERS`; ``guidance`` and ``steps`` are the settings the model is made for (recorded in
-the spec; a run still sets its own, e.g. ``colab.yaml``).
+the spec; a run still sets its own, e.g. ``colab-sdxl-lightning.yaml``, and
+:func:`off_spec_settings` names any that differ, which ``generate`` turns into a warning).
 
 Example:
 
@@ -63,6 +64,25 @@ def parse_model_spec(text: str) -> ModelSpec | None:
     guidance = float(items["guidance"]) if "guidance" in items else None
     steps = int(items["steps"]) if "steps" in items else None
     return ModelSpec(base, items.get("unet"), scheduler, guidance, steps)
+
+
+def off_spec_settings(model: str, steps: int, guidance: float) -> str | None:
+    """A sentence naming the run settings that differ from those ``model``'s spec is made for, or None.
+
+    >>> off_spec_settings("base?scheduler=euler-trailing&guidance=0&steps=4", 25, 0.0)
+    'model spec base?scheduler=euler-trailing&guidance=0&steps=4 is made for 4 steps; this run uses 25'
+    >>> off_spec_settings("base?steps=4", 4, 7.5) is None  # the spec says nothing of guidance
+    True
+    """
+    spec = parse_model_spec(model)
+    if spec is None:
+        return None
+    off = []
+    if spec.steps is not None and spec.steps != steps:
+        off.append(f"{spec.steps} steps; this run uses {steps}")
+    if spec.guidance is not None and spec.guidance != guidance:
+        off.append(f"guidance {spec.guidance:g}; this run uses {guidance:g}")
+    return f"model spec {model} is made for " + " and ".join(off) if off else None
 
 
 def unet_file(ref: str) -> Path:

@@ -39,6 +39,16 @@ class TrainConfig:
         caption_dropout: Share of captions dropped (for classifier-free guidance).
         grounding_weight: Weight of the token grounding loss (0 = none).
         dataset_scenes: Scenes rendered once and encoded once (latents cached in memory).
+        init_from: A MicroSD pipeline directory to start from (None = random weights): its
+            autoencoder is kept as it is (stage 1 is skipped) and its UNet and text encoder are the
+            initial weights; the architecture fields must match it.
+        ema_decay: Decay of an exponential moving average of the UNet and text-encoder weights
+            (0 = none); when on, the probe, the kept checkpoint and the exported model use the average.
+        snr_gamma: Min-SNR-γ loss weighting (Hang et al. 2023; 0 = plain MSE, 5 is their choice).
+        prediction_type: What the UNet predicts: 'epsilon' or 'v_prediction' (the exported
+            scheduler says which).
+        per_token_grounding: Ground every token of an object's phrase (size and colour words too) on
+            the object's mask, not only the phrase's mean map.
         eval_every: Measure localisation every this many steps (the best checkpoint is kept).
         eval_scenes: Held-out scenes of each localisation measurement.
         eval_timesteps: Timesteps at which localisation is measured.
@@ -72,6 +82,11 @@ class TrainConfig:
     caption_dropout: float = 0.1
     grounding_weight: float = 1.0
     dataset_scenes: int = 16384
+    init_from: str | None = None
+    ema_decay: float = 0.0
+    snr_gamma: float = 0.0
+    prediction_type: str = "epsilon"
+    per_token_grounding: bool = False
     # bookkeeping
     eval_every: int = 400
     eval_scenes: int = 48
@@ -80,6 +95,19 @@ class TrainConfig:
     max_minutes: float | None = None
     export_only: bool = False
     threads: int = 2
+
+
+PREDICTION_TYPES = ("epsilon", "v_prediction")
+
+
+def check_config(cfg: TrainConfig) -> None:
+    """Refuse a recipe that cannot run, naming the field."""
+    if cfg.prediction_type not in PREDICTION_TYPES:
+        raise ValueError(f"prediction_type must be one of {PREDICTION_TYPES}, got {cfg.prediction_type!r}")
+    if not 0.0 <= cfg.ema_decay < 1.0:
+        raise ValueError(f"ema_decay must be in [0, 1), got {cfg.ema_decay!r}")
+    if not cfg.snr_gamma >= 0.0:
+        raise ValueError(f"snr_gamma must be >= 0 (0 = off), got {cfg.snr_gamma!r}")
 
 
 def _deadline(cfg: TrainConfig, start: float) -> bool:

@@ -25,8 +25,21 @@ class Batch:
     captions: list[str]
 
 
-def make_batch(scenes: list[world.Scene], tokenizer, k_max: int, drop: np.ndarray | None = None) -> Batch:
-    """Turn scenes into tensors; ``drop[i]`` replaces caption i by "" (CFG dropout)."""
+#: rows per object with per-token grounding: the tokens of "small red dog" and then some
+TOKENS_PER_PHRASE = 4
+
+
+def make_batch(
+    scenes: list[world.Scene], tokenizer, k_max: int, drop: np.ndarray | None = None, per_token: bool = False
+) -> Batch:
+    """Turn scenes into tensors; ``drop[i]`` replaces caption i by "" (CFG dropout).
+
+    By default each object has one row of ``token_weights``: ``1/n`` on each of its phrase's ``n``
+    tokens. With ``per_token`` each of its first :data:`TOKENS_PER_PHRASE` tokens has a row of its
+    own (weight 1), all with the object's mask, so that a loss on the rows grounds every word.
+    """
+    if per_token:
+        return _per_token(make_batch(scenes, tokenizer, k_max, drop))
     n = len(scenes)
     size = scenes[0].image.shape[0]
     images = images_to_tensor(np.stack([s.image for s in scenes]))
@@ -48,6 +61,20 @@ def make_batch(scenes: list[world.Scene], tokenizer, k_max: int, drop: np.ndarra
             masks[i, k] = torch.from_numpy(scene.instance_mask == k + 1).float()
             valid[i, k] = masks[i, k].sum() > 0
     return Batch(images, ids, weights, masks, valid, captions)
+
+
+def _per_token(batch: Batch) -> Batch:
+    """The same batch with one row per token of each object phrase."""
+    n, k_max, length = batch.token_weights.shape
+    weights = torch.zeros(n, k_max * TOKENS_PER_PHRASE, length)
+    valid = torch.zeros(n, k_max * TOKENS_PER_PHRASE, dtype=torch.bool)
+    for i, k in batch.valid.nonzero().tolist():
+        tokens = batch.token_weights[i, k].nonzero().flatten().tolist()[:TOKENS_PER_PHRASE]
+        for j, token in enumerate(tokens):
+            weights[i, k * TOKENS_PER_PHRASE + j, token] = 1.0
+            valid[i, k * TOKENS_PER_PHRASE + j] = True
+    masks = batch.masks.repeat_interleave(TOKENS_PER_PHRASE, dim=1)
+    return Batch(batch.images, batch.input_ids, weights, masks, valid, batch.captions)
 
 
 def world_max_objects(scenes) -> int:
@@ -95,7 +122,9 @@ class LatentDataset:
         log({"stage": "dataset", "scenes": len(scenes)})
         return cls(torch.cat(means), torch.cat(stds), scenes)
 
-    def batch(self, rows: np.ndarray, tokenizer, k_max: int, drop: np.ndarray) -> tuple[torch.Tensor, Batch]:
+    def batch(
+        self, rows: np.ndarray, tokenizer, k_max: int, drop: np.ndarray, per_token: bool = False
+    ) -> tuple[torch.Tensor, Batch]:
         idx = torch.from_numpy(rows)
         latents = self.mean[idx] + self.std[idx] * torch.randn_like(self.mean[idx])
-        return latents, make_batch([self.scenes[i] for i in rows], tokenizer, k_max, drop)
+        return latents, make_batch([self.scenes[i] for i in rows], tokenizer, k_max, drop, per_token)

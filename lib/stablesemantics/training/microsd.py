@@ -40,10 +40,11 @@ from diffusers import AutoencoderKL
 from stablesemantics.models.components import assemble_components
 from stablesemantics.training.autoencoder import train_vae
 from stablesemantics.training.checkpoints import atomic_save, load_checkpoint
-from stablesemantics.training.config import TrainConfig
+from stablesemantics.training.config import TrainConfig, check_config
 from stablesemantics.training.data import latent_scaling
 from stablesemantics.training.microsd_model import build_text_encoder, build_unet, build_vae
 from stablesemantics.training.unet import train_unet
+from stablesemantics.training.warm_start import load_start, start_card
 
 
 def export(cfg: TrainConfig, vae: AutoencoderKL, scaling: float, ckpt_dir: Path, seconds: float) -> Path:
@@ -56,7 +57,8 @@ def export(cfg: TrainConfig, vae: AutoencoderKL, scaling: float, ckpt_dir: Path,
     unet.load_state_dict(best["unet"])
     text_encoder.load_state_dict(best["text_encoder"])
     vae.register_to_config(scaling_factor=scaling)
-    pipe = StableDiffusionPipeline(**assemble_components(unet, vae, text_encoder), requires_safety_checker=False)
+    parts = assemble_components(unet, vae, text_encoder, prediction_type=cfg.prediction_type)
+    pipe = StableDiffusionPipeline(**parts, requires_safety_checker=False)
     out = Path(cfg.out)
     pipe.save_pretrained(out, safe_serialization=True)
     meta = {
@@ -67,6 +69,10 @@ def export(cfg: TrainConfig, vae: AutoencoderKL, scaling: float, ckpt_dir: Path,
         "latent_scaling": scaling,
         "torch": torch.__version__,
     }
+    started = start_card(cfg)
+    if started is not None:
+        meta["config"]["init_from"] = "(the model described in started_from)"
+        meta["started_from"] = started
     (out / "training.json").write_text(json.dumps(meta, indent=1))
     return out
 
@@ -92,6 +98,7 @@ def _check_same_recipe(cfg: TrainConfig, path: Path) -> None:
 
 def train(cfg: TrainConfig) -> Path | None:
     """Run (or resume) the whole training; returns the model dir, or None if stopped early."""
+    check_config(cfg)
     torch.set_num_threads(cfg.threads)
     ckpt_dir = Path(cfg.ckpt_dir).expanduser()
     ckpt_dir.mkdir(parents=True, exist_ok=True)
@@ -115,20 +122,30 @@ def train(cfg: TrainConfig) -> Path | None:
         logf.flush()
         bank_time()
 
+    init = None
+    if cfg.init_from is not None:
+        vae, scaling, *weights = load_start(cfg)
+        init = (weights[0], weights[1])
+        log({"stage": "vae", "init_from": str(cfg.init_from), "latent_scaling": scaling})
     if cfg.export_only:
-        state = load_checkpoint(ckpt_dir / "vae.pt")
-        if state is None or not (ckpt_dir / "best.pt").exists():
+        if cfg.init_from is None:
+            state = load_checkpoint(ckpt_dir / "vae.pt")
+            if state is None:
+                raise FileNotFoundError(f"nothing to export in {ckpt_dir}: train first")
+            vae = build_vae(cfg)
+            vae.load_state_dict(state["model"])
+            vae, scaling = vae.eval(), latent_scaling(vae, cfg)
+        if not (ckpt_dir / "best.pt").exists():
             raise FileNotFoundError(f"nothing to export in {ckpt_dir}: train first")
-        vae = build_vae(cfg)
-        vae.load_state_dict(state["model"])
-        return export(cfg, vae.eval(), latent_scaling(vae, cfg), ckpt_dir, timing["seconds"])
-    vae = train_vae(cfg, ckpt_dir / "vae.pt", start, log)
-    if vae is None:
-        bank_time()
-        return None
-    scaling = latent_scaling(vae, cfg)
-    log({"stage": "vae", "latent_scaling": scaling})
-    done = train_unet(cfg, vae, scaling, ckpt_dir, start, log)
+        return export(cfg, vae, scaling, ckpt_dir, timing["seconds"])
+    if cfg.init_from is None:
+        vae = train_vae(cfg, ckpt_dir / "vae.pt", start, log)
+        if vae is None:
+            bank_time()
+            return None
+        scaling = latent_scaling(vae, cfg)
+        log({"stage": "vae", "latent_scaling": scaling})
+    done = train_unet(cfg, vae, scaling, ckpt_dir, start, log, init)
     bank_time()
     if not done:
         return None
