@@ -68,3 +68,23 @@ def test_generate_with_each_family(tmp_path, name, family, grid, segments):
         rtol=0,
         atol=1e-3,
     )
+
+
+def test_max_sequence_length_reaches_the_t5_encoder_and_the_store(tmp_path):
+    settings = dict(steps=1, height=32, width=32, batch_size=2, device="cpu", progress=False)
+    out = generate(PROMPTS, [0], tmp_path / "f.zarr", model="tiny-random-flux", max_sequence_length=16, **settings)
+    g = open_store(out, "r")
+    assert [(s["name"], s["length"]) for s in g.attrs["token_segments"]] == [("t5", 16)]
+    assert g.attrs["generation_config"]["max_sequence_length"] == 16
+    # the same image as a direct call with that T5 length (the encoder saw 16 tokens, not 512)
+    pipe = load_pipeline("tiny-random-flux", device="cpu", dtype=torch.float32)
+    direct = run_with_capture(
+        pipe, prompt=PROMPTS[:1], seeds=[0], num_inference_steps=1, guidance_scale=7.5,
+        height=32, width=32, output_type="np", max_sequence_length=16,
+    )  # fmt: skip
+    assert direct.maps.shape[1] == 16
+    np.testing.assert_array_equal(g["images"][0], np.round(direct.output.images[0] * 255).astype(np.uint8))
+    with pytest.raises(ValueError, match="T5 encoder"):
+        generate(PROMPTS, [0], tmp_path / "s.zarr", model="tiny-random", max_sequence_length=16, **settings)
+    with pytest.raises(TypeError, match="max_sequence_length"):
+        generate(PROMPTS, [0], tmp_path / "t.zarr", model="tiny-random-flux", max_sequence_length="16", **settings)

@@ -37,6 +37,8 @@ class GenerationConfig:
         width: Image width; None = the model's.
         batch_size: Images per pipeline call; it also fixes the store's batch partition.
         capture: What the maps aggregate (map size, UNet blocks, layer resolutions, part of the schedule).
+        max_sequence_length: T5 tokens of SD3 and Flux pipelines (e.g. 256 for FLUX.1-schnell);
+            None = the pipeline's default. Refused for pipelines without a T5 encoder.
         dedupe: Drop prompts that are duplicates after cleaning (prompt_id keeps the link).
         device: cuda, cpu, mps; None = the best available (for a model given by name).
         progress: Show a progress bar.
@@ -49,6 +51,7 @@ class GenerationConfig:
     width: int | None = None
     batch_size: int = 4
     capture: CaptureConfig = field(default_factory=CaptureConfig)
+    max_sequence_length: int | None = None
     dedupe: bool = True
     device: str | None = None
     progress: bool = True
@@ -94,6 +97,7 @@ def check_config(config: GenerationConfig) -> GenerationConfig:
     height = None if config.height is None else _check_int(config.height, "height")
     width = None if config.width is None else _check_int(config.width, "width")
     batch_size = _check_int(config.batch_size, "batch_size")
+    max_seq = None if config.max_sequence_length is None else _check_int(config.max_sequence_length, "max_sequence_length")
     capture = CaptureConfig() if config.capture is None else config.capture
     if not isinstance(capture, CaptureConfig):
         raise TypeError(f"capture must be a CaptureConfig, got {type(capture).__name__}")
@@ -109,4 +113,5 @@ def check_config(config: GenerationConfig) -> GenerationConfig:
         width=width,
         batch_size=batch_size,
         capture=capture,
+        max_sequence_length=max_seq,
     )

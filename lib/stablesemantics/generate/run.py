@@ -32,7 +32,13 @@ from stablesemantics.generate.settings import (
     _versions,
 )
 from stablesemantics.images import images_to_uint8
-from stablesemantics.models.families import attention_grid, default_image_size, describe_text, token_segments
+from stablesemantics.models.families import (
+    attention_grid,
+    default_image_size,
+    default_max_sequence_length,
+    describe_text,
+    token_segments,
+)
 from stablesemantics.models.load import load_pipeline
 from stablesemantics.models.spec import off_spec_settings
 from stablesemantics.prompts.clean import clean_prompt
@@ -75,7 +81,9 @@ def _run_batch(
     height: int,
     width: int,
     capture: CaptureConfig,
+    max_sequence_length: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
+    extra = {} if max_sequence_length is None else {"max_sequence_length": max_sequence_length}
     with _quiet_truncation(pipe):
         run = run_with_capture(
             pipe,
@@ -87,6 +95,7 @@ def _run_batch(
             height=height,
             width=width,
             output_type="np",
+            **extra,
         )
     images = images_to_uint8(run.output.images)
     maps = [chunk_maps(run.maps[i], toks).numpy() for i, toks in enumerate(map_tokens) if toks]
@@ -193,10 +202,16 @@ def _generate_locked(
     steps, guidance, height, width = config.steps, config.guidance, config.height, config.width
     batch_size, capture = config.batch_size, config.capture
     map_size = tuple(capture.map_size) if capture.map_size is not None else attention_grid(pipe, height, width)
+    max_seq = config.max_sequence_length
+    if max_seq is not None and default_max_sequence_length(pipe) is None:
+        raise ValueError(
+            f"max_sequence_length={max_seq} applies to pipelines with a T5 encoder (SD3, Flux); "
+            f"{type(pipe).__name__} has none"
+        )
     plan = plan_generation(
         texts,
         seed_list,
-        token_segments(pipe),
+        token_segments(pipe, max_seq),
         image_size=(height, width),
         map_size=map_size,
         batch_size=batch_size,
@@ -220,6 +235,7 @@ def _generate_locked(
             height,
             width,
             capture,
+            max_seq,
         )
 
     first: tuple[int, int, np.ndarray, np.ndarray] | None = None
@@ -260,7 +276,7 @@ def _generate_locked(
             "truncated_prompt_ids": plan.truncated_prompt_ids,
             "map_rule": "mean over the chunk's tokens of the mean attention probability over "
             "kept heads, layers and steps (conditional half under guidance)",
-            **describe_text(pipe),  # model_family, text_encoders, token_segments
+            **describe_text(pipe, max_seq),  # model_family, text_encoders, token_segments
         }
         clash = sorted((set(store_attrs) | {"schema_version"}) & set(attrs or {}))
         if clash:
