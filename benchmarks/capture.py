@@ -27,6 +27,9 @@ Setups (``--setups``):
   levels (48x48 and 24x24) give 2 and 4, so DAAM keeps all its layers. (At 64x64, for example, the
   factors are 3 and 6 and DAAM finds no map at all: "No heat maps found".) Our capture works at
   any size.
+* ``tiny-sdxl-cpu``: ``load_pipeline("tiny-random-sdxl")`` (two CLIP text encoders, pooled
+  embeddings and time ids as added conditioning), same size and steps: DAAM 0.2.0 traces SDXL
+  pipelines too, so this is the SDXL row of the DAAM comparison (no memory measurement).
 * ``sd15-cpu``: an SD-1.5-shaped UNet with random weights, built from its config (no download):
   block_out_channels (320, 640, 1280, 1280), cross_attention_dim 768, attention_head_dim 8,
   sample_size 64; a 1-layer CLIP text encoder of width 768, the real CLIP tokenizer
@@ -104,7 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke check: fewer steps/repeats, narrow SD UNet")
     parser.add_argument(
-        "--setups", default=None, help="comma-separated: tiny-cpu, sd15-cpu, sd15-cuda (default: all available)"
+        "--setups",
+        default=None,
+        help="comma-separated: tiny-cpu, tiny-sdxl-cpu, sd15-cpu, sd15-cuda (default: all available)",
     )
     parser.add_argument("--threads", type=int, default=1, help="torch threads on the CPU (default 1)")
     parser.add_argument("--repeats", type=int, default=None, help="override the repeats of every setup")

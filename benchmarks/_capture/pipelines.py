@@ -66,6 +66,8 @@ def sd15_components(width_div: int = 1, seed: int = 0) -> dict[str, Any]:
 def build_pipeline(builder: str, width_div: int, device: str, dtype: torch.dtype) -> Any:
     if builder == "tiny":
         return load_pipeline("tiny-random", device=device, dtype=dtype)
+    if builder == "tiny-sdxl":
+        return load_pipeline("tiny-random-sdxl", device=device, dtype=dtype)
     if builder == "sd15":
         pipe = StableDiffusionPipeline(**sd15_components(width_div), requires_safety_checker=False)
         pipe = pipe.to(device)
@@ -80,7 +82,7 @@ def build_pipeline(builder: str, width_div: int, device: str, dtype: torch.dtype
 class Setup:
     name: str
     description: str
-    builder: str  # "tiny" | "sd15"
+    builder: str  # "tiny" | "tiny-sdxl" | "sd15"
     device: str
     dtype: str  # "float32" | "float16"
     height: int
@@ -151,7 +153,15 @@ def make_setups(quick: bool, names: list[str] | None) -> list[Setup]:
         memory_modes=("plain", "ours", "daam"),
         goal_ratio=GOAL_RATIO_GPU,
     )
-    setups = {s.name: s for s in (tiny, sd_cpu)}
+    tiny_sdxl = replace(
+        tiny,
+        name="tiny-sdxl-cpu",
+        description="tiny random SDXL pipeline (stablesemantics 'tiny-random-sdxl': two CLIP encoders, "
+        "added time ids), 96x96 image, 48x48 latent, float32",
+        builder="tiny-sdxl",
+        memory_steps=(),
+    )
+    setups = {s.name: s for s in (tiny, tiny_sdxl, sd_cpu)}
     if cuda:
         setups[sd_cuda.name] = sd_cuda
     if names is None:

@@ -133,7 +133,9 @@ def step_inputs(shape: Shape, device: torch.device, dtype: torch.dtype, seed: in
 
     if shape.family == "flux":
         h = w = n // 2  # 2x2 latent patches packed into tokens
-        img_ids = torch.stack(torch.meshgrid(torch.zeros(1), torch.arange(float(h)), torch.arange(float(w)), indexing="ij"), -1)
+        img_ids = torch.stack(
+            torch.meshgrid(torch.zeros(1), torch.arange(float(h)), torch.arange(float(w)), indexing="ij"), -1
+        )
         return dict(
             hidden_states=rand(b, h * w, cfg.in_channels),
             encoder_hidden_states=rand(b, t, cfg.joint_attention_dim),
