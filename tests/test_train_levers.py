@@ -171,7 +171,12 @@ def test_warm_start_begins_at_the_given_weights_and_keeps_the_autoencoder(toy_mo
 
 def test_every_lever_together_resumes_bit_for_bit_and_exports_v_prediction(toy_model, tmp_path):
     levers = dict(
-        init_from=str(toy_model), ema_decay=0.9, snr_gamma=5.0, per_token_grounding=True, prediction_type="v_prediction"
+        init_from=str(toy_model),
+        ema_decay=0.9,
+        snr_gamma=5.0,
+        per_token_grounding=True,
+        prediction_type="v_prediction",
+        keep_last=True,
     )
     straight = train(TrainConfig(out=str(tmp_path / "a"), ckpt_dir=str(tmp_path / "ca"), **TOY, **levers))
     runs = 0
@@ -188,10 +193,28 @@ def test_every_lever_together_resumes_bit_for_bit_and_exports_v_prediction(toy_m
     assert pipe.scheduler.config.prediction_type == "v_prediction"
     img = pipe("a red ball", num_inference_steps=2, height=32, width=32, output_type="np").images
     assert np.isfinite(img).all()
-    # the exported weights are the average, not the last trained weights
+    # the exported weights are the last average (keep_last), not the last trained weights
+    assert json.loads((straight / "training.json").read_text())["kept_step"] == TOY["unet_steps"]
     last = torch.load(tmp_path / "ca" / "unet.pt", weights_only=True)
     kept = load_file(straight / "unet/diffusion_pytorch_model.safetensors")
     assert any(not torch.equal(kept[k], last["unet"][k]) for k in kept)
-    assert all(torch.equal(kept[k], last["ema"]["unet"][k]) for k in kept) == (
-        json.loads((straight / "training.json").read_text())["kept_step"] == TOY["unet_steps"]
-    )
+    assert all(torch.equal(kept[k], last["ema"]["unet"][k]) for k in kept)
+
+
+def test_card_figures_follow_a_continued_run(toy_model, tmp_path):
+    from stablesemantics.training.card import curves_figure, history_of
+
+    assert (toy_model / "curves.png").stat().st_size > 1000 and (toy_model / "samples.png").stat().st_size > 1000
+    first = json.loads((toy_model / "training.json").read_text())
+    card = {
+        "localisation_history": [
+            {"step": 0, "localisation": {"400": 0.1}},
+            {"step": 2, "localisation": {"400": 0.3}, "loss": 0.5},
+        ]
+    }
+    card["started_from"] = first
+    steps = [h["step"] for h in history_of(card)]
+    last = first["localisation_history"][-1]["step"]
+    assert steps == [h["step"] for h in first["localisation_history"]] + [last + 2]
+    fig = curves_figure(card)
+    assert len(fig.axes) == 2 and len(fig.axes[0].lines[0].get_xdata()) == len(steps)

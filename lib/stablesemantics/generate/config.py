@@ -97,7 +97,9 @@ def check_config(config: GenerationConfig) -> GenerationConfig:
     height = None if config.height is None else _check_int(config.height, "height")
     width = None if config.width is None else _check_int(config.width, "width")
     batch_size = _check_int(config.batch_size, "batch_size")
-    max_seq = None if config.max_sequence_length is None else _check_int(config.max_sequence_length, "max_sequence_length")
+    max_seq = (
+        None if config.max_sequence_length is None else _check_int(config.max_sequence_length, "max_sequence_length")
+    )
     capture = CaptureConfig() if config.capture is None else config.capture
     if not isinstance(capture, CaptureConfig):
         raise TypeError(f"capture must be a CaptureConfig, got {type(capture).__name__}")

@@ -49,6 +49,8 @@ class TrainConfig:
             scheduler says which).
         per_token_grounding: Ground every token of an object's phrase (size and colour words too) on
             the object's mask, not only the phrase's mean map.
+        keep_last: Export the last weights (the average, with ``ema_decay``) instead of the checkpoint
+            with the best localisation on held-out scenes.
         eval_every: Measure localisation every this many steps (the best checkpoint is kept).
         eval_scenes: Held-out scenes of each localisation measurement.
         eval_timesteps: Timesteps at which localisation is measured.
@@ -87,6 +89,7 @@ class TrainConfig:
     snr_gamma: float = 0.0
     prediction_type: str = "epsilon"
     per_token_grounding: bool = False
+    keep_last: bool = False
     # bookkeeping
     eval_every: int = 400
     eval_scenes: int = 48

@@ -39,6 +39,7 @@ from diffusers import AutoencoderKL
 
 from stablesemantics.models.components import assemble_components
 from stablesemantics.training.autoencoder import train_vae
+from stablesemantics.training.card import write_card_figures
 from stablesemantics.training.checkpoints import atomic_save, load_checkpoint
 from stablesemantics.training.config import TrainConfig, check_config
 from stablesemantics.training.data import latent_scaling
@@ -74,6 +75,8 @@ def export(cfg: TrainConfig, vae: AutoencoderKL, scaling: float, ckpt_dir: Path,
         meta["config"]["init_from"] = "(the model described in started_from)"
         meta["started_from"] = started
     (out / "training.json").write_text(json.dumps(meta, indent=1))
+    pipe.set_progress_bar_config(disable=True)
+    write_card_figures(out, pipe)
     return out
 
 

@@ -141,7 +141,7 @@ def train_unet(
             score = float(np.mean(list(loc.values())))
             history.append({"step": step, "localisation": loc, "loss": diffusion.item()})
             log({"stage": "unet", "step": step, "localisation": loc})
-            if best is None or score > best["score"]:
+            if best is None or score > best["score"] or (cfg.keep_last and step == cfg.unet_steps):
                 best = {"step": step, "score": score}
                 atomic_save(
                     {
