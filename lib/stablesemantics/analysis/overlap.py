@@ -8,8 +8,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from stablesemantics.analysis.distributed import stream
 from stablesemantics.analysis.spatial import SpatialStats, _SpatialAcc
-from stablesemantics.analysis.streaming import _codes, _stream
+from stablesemantics.analysis.streaming import _codes
 
 
 def map_statistics(
@@ -22,11 +23,12 @@ def map_statistics(
     baseline: str = "min",
     block: int | None = None,
     seed: int = 0,
+    scheduler: Any = None,
 ) -> tuple[SpatialStats, OverlapStats]:
     """:func:`spatial_statistics` and :func:`map_overlaps` in a single pass over the maps (each
-    block is read and normalised once)."""
+    block is read and normalised once); ``scheduler``: see :func:`~stablesemantics.analysis.distributed.stream`."""
     sp, ov = _SpatialAcc(labels, contexts), _OverlapAcc(labels, map_image, groups, seed)
-    n = _stream(source, [sp, ov], baseline=baseline, block=block, whole_images=True)
+    n = stream(source, [sp, ov], baseline=baseline, block=block, whole_images=True, scheduler=scheduler)
     return sp.result(n), ov.result(n)
 
 
@@ -108,7 +110,7 @@ class _OverlapAcc:
         if len(self.map_image) != len(labels) or len(self.groups) != len(labels):
             raise ValueError(f"map_image / groups must have one entry per label ({len(labels)})")
         self.codes, self.names = _codes(labels, len(labels))
-        self.rng = np.random.default_rng(seed)
+        self.seed = seed
         self.acc: list[pd.DataFrame] = []
 
     @property
@@ -136,7 +138,8 @@ class _OverlapAcc:
         ov, iou, touch = _pair_metrics(p[left], p[right], h, w)
         # chance: shuffle the pairs of each type, then pair each left map with the right map of
         # the next pair of the same type, unless both come from the same group (prompt)
-        order = np.lexsort((self.rng.random(len(typ)), typ))
+        rng = np.random.default_rng([self.seed, start])  # per block: any split of the blocks draws the same
+        order = np.lexsort((rng.random(len(typ)), typ))
         ts = typ[order]
         gstart = np.flatnonzero(np.r_[True, ts[1:] != ts[:-1]])
         gsize = np.diff(np.r_[gstart, len(ts)])
@@ -170,6 +173,10 @@ class _OverlapAcc:
         )
         self.acc.append(s.join(cs, how="outer").fillna(0))
 
+    def merge(self, other: _OverlapAcc) -> None:
+        """Append the sums of ``other`` (the same labels, later blocks)."""
+        self.acc.extend(other.acc)
+
     def result(self, n_read: int) -> OverlapStats:
         cols = self.COLS
         if not self.acc:
@@ -200,13 +207,15 @@ def map_overlaps(
     baseline: str = "min",
     block: int | None = None,
     seed: int = 0,
+    scheduler: Any = None,
 ) -> OverlapStats:
     """How much the maps of two chunks of the same image overlap, per unordered pair of
     labels, streaming (see :class:`OverlapStats`). ``source``: a store or whole-image blocks
     ``(first_row, maps)``; ``map_image[r]``: the image of map ``r`` (sorted); pairs of the same
     label are skipped. Chance pairs are drawn within a block (a shard of a store), never
     from the same image nor from the same ``groups`` value (pass prompt ids: the seeds of one
-    prompt share its layout); ``seed`` fixes their shuffle."""
+    prompt share its layout); ``seed`` and the block fix their shuffle. ``scheduler``: a
+    dask.distributed cluster to spread the blocks over (:func:`~stablesemantics.analysis.distributed.stream`)."""
     acc = _OverlapAcc(labels, map_image, groups, seed)
-    n = _stream(source, [acc], baseline=baseline, block=block, whole_images=True)
+    n = stream(source, [acc], baseline=baseline, block=block, whole_images=True, scheduler=scheduler)
     return acc.result(n)

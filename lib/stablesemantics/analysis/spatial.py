@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stablesemantics.analysis.streaming import _codes, _stream, maps_to_distributions
+from stablesemantics.analysis.distributed import stream
+from stablesemantics.analysis.streaming import _codes, maps_to_distributions
 
 
 def _coords(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
@@ -152,6 +153,18 @@ class _SpatialAcc:
             )
         )
 
+    def merge(self, other: _SpatialAcc) -> None:
+        """Add the sums of ``other`` (the same labels, later rows) to these."""
+        if other.sums is not None:
+            if self.sums is None:
+                self.shape, self.sums, self.csums = other.shape, other.sums.copy(), other.csums.copy()
+            else:
+                self.sums += other.sums
+                self.csums += other.csums
+        self.cnt += other.cnt
+        self.ccnt += other.ccnt
+        self.parts.extend(other.parts)
+
     def result(self, n_read: int) -> SpatialStats:
         names, cnames = self.names, self.cnames
         if self.sums is None:
@@ -199,6 +212,7 @@ def spatial_statistics(
     *,
     baseline: str = "min",
     block: int | None = None,
+    scheduler: Any = None,
 ) -> SpatialStats:
     """Per-map centroids and spreads, and mean maps per label and per (context, label), in
     one streaming pass.
@@ -207,8 +221,9 @@ def spatial_statistics(
     iterable of ``(first_row, maps)`` blocks covering the rows in order (e.g.
     :func:`truth_map_blocks`; the blocks may be modified in place). ``labels[r]`` names map
     ``r`` (``None`` = skip it); ``contexts[r]`` optionally groups it further (e.g. the place of
-    its image). ``baseline``: see :func:`maps_to_distributions`.
+    its image). ``baseline``: see :func:`maps_to_distributions`. ``scheduler``: a dask.distributed
+    cluster to spread the blocks over (see :func:`~stablesemantics.analysis.distributed.stream`).
     """
     acc = _SpatialAcc(labels, contexts)
-    n = _stream(source, [acc], baseline=baseline, block=block, whole_images=False)
+    n = stream(source, [acc], baseline=baseline, block=block, whole_images=False, scheduler=scheduler)
     return acc.result(n)

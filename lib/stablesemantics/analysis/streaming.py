@@ -37,9 +37,9 @@ def _codes(values: np.ndarray | None, n: int) -> tuple[np.ndarray, list]:
     return codes, list(uniq)
 
 
-def _blocks_of(source: Any, whole_images: bool = False, block: int | None = None):
+def _blocks_of(source: Any, whole_images: bool = False, block: int | None = None, bounds: list | None = None):
     if isinstance(source, (str, os.PathLike)) or hasattr(source, "attrs"):
-        return iter_map_blocks(source, block=block, whole_images=whole_images)
+        return iter_map_blocks(source, block=block, whole_images=whole_images, bounds=bounds)
     return iter(source)
 
 
@@ -76,13 +76,16 @@ def _distributions_inplace(m: np.ndarray, baseline: str) -> tuple[np.ndarray, np
     return m, mass
 
 
-def _stream(source: Any, accs: list, *, baseline: str, block: int | None, whole_images: bool) -> int:
-    """One pass over the maps of ``source``, feeding every accumulator; returns rows read."""
+def _stream(
+    source: Any, accs: list, *, baseline: str, block: int | None, whole_images: bool, bounds: list | None = None
+) -> int:
+    """One pass over the maps of ``source`` (only the blocks ``bounds`` of a store, if given), feeding
+    every accumulator; returns rows read."""
     if baseline not in ("min", "mean", "none"):
         raise ValueError(f"baseline must be 'min', 'mean' or 'none', got {baseline!r}")
     wanted = np.logical_or.reduce([a.wanted for a in accs])
     n_read = 0
-    for start, maps in _blocks_of(source, whole_images=whole_images, block=block):
+    for start, maps in _blocks_of(source, whole_images=whole_images, block=block, bounds=bounds):
         b, h, w = maps.shape
         n_read += b
         use = wanted[start : start + b]

@@ -195,26 +195,66 @@ def read_maps(store: Any, start: int = 0, stop: int | None = None) -> np.ndarray
     return r.read(start, r.shape[0] if stop is None else stop)
 
 
+def block_bounds(
+    n: int, rows_per_shard: int, block: int | None = None, map_image: np.ndarray | None = None
+) -> list[tuple[int, int]]:
+    """Row ranges ``[first, stop)`` of :func:`iter_map_blocks`'s blocks over ``n`` rows.
+
+    Blocks are shard-aligned (``block`` rows, default one shard, rounded up to whole shards when
+    larger). With ``map_image`` (sorted image of each row) the maps of one image never straddle two
+    blocks: a block ends before the first row of the image at its shard edge, and the rest of that
+    image opens the next block (an image longer than a block makes one longer block).
+
+    >>> block_bounds(10, 4)
+    [(0, 4), (4, 8), (8, 10)]
+    >>> block_bounds(10, 4, map_image=np.array([0, 0, 1, 1, 1, 2, 2, 3, 3, 3]))
+    [(0, 2), (2, 7), (7, 10)]
+    """
+    S = int(rows_per_shard)
+    B = S if block is None else max(1, int(block))
+    if B > S:
+        B = -(-B // S) * S
+    bounds, first = [], 0
+    for e in range(B, n, B):
+        cut = e if map_image is None else max(int(np.searchsorted(map_image, map_image[e], side="left")), first)
+        if cut > first:
+            bounds.append((first, cut))
+            first = cut
+    if first < n:
+        bounds.append((first, n))
+    return bounds
+
+
+def map_block_bounds(store: Any, *, block: int | None = None, whole_images: bool = False) -> list[tuple[int, int]]:
+    """:func:`block_bounds` of a store's ``maps`` (what :func:`iter_map_blocks` yields, as row ranges)."""
+    g = open_group(store)
+    reader = _ShardReader(g["maps"])
+    map_image = np.asarray(g["map_image"][:], dtype=np.int64) if whole_images else None
+    return block_bounds(reader.shape[0], reader.rows_per_shard, block, map_image)
+
+
 def iter_map_blocks(
-    store: Any, *, block: int | None = None, whole_images: bool = False, prefetch: bool = True
+    store: Any,
+    *,
+    block: int | None = None,
+    whole_images: bool = False,
+    prefetch: bool = True,
+    bounds: list[tuple[int, int]] | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(first_row, maps)`` over all rows of ``maps`` in blocks, as float32.
 
     Blocks are shard-aligned (``block`` defaults to the rows of one shard; it is rounded to
     whole shards when larger). With ``whole_images`` the maps of one image never straddle
-    two blocks (the trailing image of a block is carried into the next), which pairwise
-    statistics need. ``prefetch`` reads the next block in a thread while the caller works.
+    two blocks (see :func:`block_bounds`), which pairwise statistics need. ``bounds`` (some of
+    :func:`map_block_bounds`' ranges) reads only those blocks: a worker's part of the store.
+    ``prefetch`` reads the next block in a thread while the caller works.
     Peak memory: about three blocks.
     """
     g = open_group(store)
     reader = _ShardReader(g["maps"])
-    n = reader.shape[0]
-    S = reader.rows_per_shard
-    B = S if block is None else max(1, int(block))
-    if B > S:
-        B = -(-B // S) * S
-    bounds = [(s, min(s + B, n)) for s in range(0, n, B)]
-    map_image = np.asarray(g["map_image"][:], dtype=np.int64) if whole_images else None
+    if bounds is None:
+        map_image = np.asarray(g["map_image"][:], dtype=np.int64) if whole_images else None
+        bounds = block_bounds(reader.shape[0], reader.rows_per_shard, block, map_image)
 
     def load(b):
         return reader.read(*b)
@@ -222,28 +262,11 @@ def iter_map_blocks(
     pool = ThreadPoolExecutor(1) if prefetch and len(bounds) > 1 else None
     try:
         pending = pool.submit(load, bounds[0]) if pool and bounds else None
-        carry: np.ndarray | None = None
-        carry_start = 0
         for i, (s, e) in enumerate(bounds):
             data = pending.result() if pool else load((s, e))
             if pool and i + 1 < len(bounds):
                 pending = pool.submit(load, bounds[i + 1])
-            data = data.astype(np.float32)
-            first = s
-            if carry is not None:
-                data = np.concatenate([carry, data])
-                first = carry_start
-                carry = None
-            if map_image is not None and e < n and len(data):
-                cut = int(np.searchsorted(map_image, map_image[e], side="left"))  # first row of image at e
-                cut = max(cut, first)
-                if cut < e:
-                    carry, carry_start = data[cut - first :], cut
-                    data = data[: cut - first]
-            if len(data):
-                yield first, data
-        if carry is not None and len(carry):
-            yield carry_start, carry
+            yield s, data.astype(np.float32)
     finally:
         if pool:
             pool.shutdown(wait=True, cancel_futures=True)

@@ -24,7 +24,7 @@ def min_snr_weights(sched: DDPMScheduler, t: torch.Tensor, gamma: float, kind: s
     >>> from stablesemantics.training.microsd_model import train_noise_scheduler
     >>> w = min_snr_weights(train_noise_scheduler(), torch.tensor([0, 500, 999]), 5.0, "epsilon")
     >>> [round(x, 3) for x in w.tolist()]
-    [0.012, 1.0, 1.0]
+    [0.004, 1.0, 1.0]
     """
     if gamma <= 0:
         return None
