@@ -330,12 +330,19 @@ def free_text_store(tmp_path_factory):
     )
 
 
-@pytest.mark.parametrize("stem", ["02_semantics", "03_spatial", "04_cooccurrence"])
-def test_analysis_notebook_runs_unchanged_on_a_free_text_store(stem, free_text_store, tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    ("stem", "scheduler"),
+    [("02_semantics", None), ("03_spatial", None), ("04_cooccurrence", None), ("04_cooccurrence", "local")],
+)
+def test_analysis_notebook_runs_unchanged_on_a_free_text_store(stem, scheduler, free_text_store, tmp_path, monkeypatch):
+    """Chapters 02-04 on a store of free-text prompts; chapter 04 also on a local dask cluster,
+    with the numbers of the in-process run."""
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setenv("JUPYTER_PREFER_ENV_PATH", "1")
     params = dict(book.load_params(stem, "smoke"))
     params.update(store=str(free_text_store), make_store_if_missing=None, out_json=str(tmp_path / "h.json"))
+    if scheduler is not None:
+        params["scheduler"] = scheduler
     if "min_maps" in _params(ROOT / "notebooks" / f"{stem}.ipynb"):
         params["min_maps"] = 1
     pm.execute_notebook(
@@ -351,3 +358,14 @@ def test_analysis_notebook_runs_unchanged_on_a_free_text_store(stem, free_text_s
     assert headline.get("world_store") is False, "a free-text store has no MicroWorld truth"
     text = json.dumps(headline)
     assert "car" in text or "cat" in text, "the prompts' lemmas should appear in the headline numbers"
+    if scheduler is not None:
+        params.update(scheduler=None, out_json=str(tmp_path / "here.json"))
+        pm.execute_notebook(
+            str(ROOT / "notebooks" / f"{stem}.ipynb"),
+            str(tmp_path / f"{stem}.here.ipynb"),
+            parameters=params,
+            kernel_name="python3",
+            cwd=str(ROOT),
+            progress_bar=False,
+        )
+        assert json.loads((tmp_path / "here.json").read_text()) == headline
