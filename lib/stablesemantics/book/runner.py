@@ -21,8 +21,8 @@ other model families) have one section per notebook, keyed by the notebook's fil
 printing the command so it can be copied and changed (add `-p name value` to override
 one parameter). A notebook without a section runs with its own defaults.
 
-`stage` assembles _build/src: _config.yml, _toc.yml, book/ and the benchmark tables
-(benchmarks/results/*.md, which book pages include) copied from the repository, and at every notebook path named in the toc the *executed* notebook from _build/notebooks.
+`stage` assembles _build/src: _config.yml, _toc.yml, book/, the benchmark tables
+(benchmarks/results/*.md, which book pages include) and MicroSD's card figures copied from the repository, and at every notebook path named in the toc the *executed* notebook from _build/notebooks.
 The committed notebooks stay output-free, the book shows outputs, and because the staged
 paths equal the repository paths the Colab launch buttons open the real notebooks/ files.
 """
@@ -159,6 +159,11 @@ def stage(executed_dir: Path, dest: Path) -> Path:
     (dest / "benchmarks" / "results").mkdir(parents=True)
     for table in sorted(results.glob("*.md")):
         shutil.copy2(table, dest / "benchmarks" / "results" / table.name)
+    # the MicroSD card's figures (training curves, sample grid), which the MicroSD page shows
+    card = dest / "data" / "models" / "microsd"
+    card.mkdir(parents=True)
+    for figure in sorted((ROOT / "data" / "models" / "microsd").glob("*.png")):
+        shutil.copy2(figure, card / figure.name)
     for nb in toc_notebooks():
         executed = executed_dir / nb.name
         if not executed.exists():

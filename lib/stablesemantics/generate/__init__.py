@@ -21,6 +21,10 @@ resumes: batches whose items are all done are skipped, a partly done batch is re
 store whose recorded config differs from the call's (progress bar and device aside) or whose
 model has other weights is never overwritten.
 
+On many processes (``accelerate launch -m stablesemantics generate ...``, or
+:func:`generate_on_processes` from Python) each process writes whole shard files and the store
+is the one a single process writes (:mod:`stablesemantics.generate.processes`).
+
 Example (seconds on a CPU):
 
 >>> import tempfile
@@ -36,6 +40,7 @@ Example (seconds on a CPU):
 
 from stablesemantics.generate.cached import CACHE_ATTR, ensure_store, make_world_store
 from stablesemantics.generate.config import RUN_ONLY, GenerationConfig
+from stablesemantics.generate.launch import generate_on_processes
 from stablesemantics.generate.plan import GenerationPlan, StoreMismatchError, plan_generation
 from stablesemantics.generate.run import generate
 from stablesemantics.generate.settings import CONFIG_ATTR
@@ -49,6 +54,7 @@ __all__ = [
     "StoreMismatchError",
     "ensure_store",
     "generate",
+    "generate_on_processes",
     "make_world_store",
     "plan_generation",
 ]

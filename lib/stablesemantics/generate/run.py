@@ -9,7 +9,7 @@ import logging
 import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from stablesemantics.capture.maps import chunk_maps
 from stablesemantics.capture.run import run_with_capture
 from stablesemantics.generate.config import GenerationConfig, check_config, with_settings
 from stablesemantics.generate.plan import _check_prompts, _check_seeds, plan_generation
+from stablesemantics.generate.processes import Processes, current_processes, my_batches, shard_groups
 from stablesemantics.generate.settings import (
     CONFIG_ATTR,
     _check_resumable,
@@ -172,8 +173,11 @@ def generate(
             raise ValueError(f"prompt {i} ({t!r}) is empty after cleaning")
 
     check_writable(out if out.is_dir() else out.parent)  # before the model loads: OS errors in seconds
-    with store_lock(out):
-        return _generate_locked(texts, seed_list, out, config, attrs, verify, _after_batch)
+    procs = current_processes()
+    # Launched on many processes, the main one holds the lock for the whole run and the others
+    # wait for it (see stablesemantics.generate.processes) before they write anything.
+    with store_lock(out) if procs.is_main else nullcontext():
+        return _generate_locked(texts, seed_list, out, config, attrs, verify, _after_batch, procs)
 
 
 def _generate_locked(
@@ -184,11 +188,15 @@ def _generate_locked(
     attrs: dict[str, Any] | None,
     verify: bool,
     _after_batch: Callable[[int, int], None] | None,
+    procs: Processes,
 ) -> Path:
-    """:func:`generate` after its checks, holding the store's writer lock."""
+    """:func:`generate` after its checks, holding the store's writer lock (its main process does)."""
     model = config.model
     if isinstance(model, (str, os.PathLike)):
-        pipe = load_pipeline(model, device=config.device)
+        device = config.device
+        if procs.count > 1 and device in (None, "cuda"):
+            device = procs.device  # one accelerator per process
+        pipe = load_pipeline(model, device=device)
         off_spec = off_spec_settings(os.fspath(model), config.steps, config.guidance)
         if off_spec is not None:
             warnings.warn(off_spec, UserWarning, stacklevel=3)
@@ -239,7 +247,9 @@ def _generate_locked(
         )
 
     first: tuple[int, int, np.ndarray, np.ndarray] | None = None
-    if out.exists():
+    if not procs.is_main:
+        pass  # the main process checks or creates the store meanwhile
+    elif out.exists():
         check = verify_store(out) if verify else None
         if check is not None and check.fatal:
             clear_damage(check)  # raises: nothing a rerun can redo
@@ -283,14 +293,32 @@ def _generate_locked(
             raise ValueError(f"attrs may not set the library's own root attributes {clash}")
         create_store(out, layout, {**store_attrs, **(attrs or {})})
         first = (0, stop, images, maps)
+    procs.wait()  # the store exists, checked, before any other process writes
 
     writer = StoreWriter(out)
     pending = writer.pending_batches()
     n_done = layout.n_images - sum(e - s for s, e in pending)
+    desc = f"generate {out.name}"
+    if procs.count > 1:
+        mine = my_batches(layout, procs)
+        pending = [b for b in pending if b in mine]
+        n_done = sum(e - s for s, e in mine) - sum(e - s for s, e in pending)
+        desc += f" (process {procs.index + 1} of {procs.count})"
+        n_groups = len(shard_groups(layout))
+        if procs.is_main and n_groups < procs.count:
+            warnings.warn(
+                f"store {out} has {n_groups} shard group(s) for {procs.count} processes: "
+                f"{procs.count - n_groups} will have nothing to write",
+                stacklevel=3,
+            )
     from tqdm.auto import tqdm
 
     with tqdm(
-        total=layout.n_images, initial=n_done, disable=not config.progress, unit="image", desc=f"generate {out.name}"
+        total=n_done + sum(e - s for s, e in pending),
+        initial=n_done,
+        disable=not config.progress,
+        unit="image",
+        desc=desc,
     ) as bar:
         for start, stop in pending:
             if first is not None and (start, stop) == first[:2]:
@@ -301,4 +329,5 @@ def _generate_locked(
             bar.update(stop - start)
             if _after_batch is not None:
                 _after_batch(start, stop)
+    procs.wait()  # the main process keeps the lock until every process has finished
     return out

@@ -63,7 +63,8 @@ def export(cfg: TrainConfig, vae: AutoencoderKL, scaling: float, ckpt_dir: Path,
     out = Path(cfg.out)
     pipe.save_pretrained(out, safe_serialization=True)
     meta = {
-        "config": dataclasses.asdict(cfg) | {"out": "data/models/microsd", "ckpt_dir": "(outside the repository)"},
+        "config": dataclasses.asdict(cfg)
+        | {"out": "data/models/microsd", "ckpt_dir": "(outside the repository)", "export_only": False},
         "kept_step": best["step"],
         "localisation_history": state["history"],
         "train_seconds": round(seconds),
