@@ -45,8 +45,7 @@ SCRIPT = textwrap.dedent(
     import stablesemantics.store.schema as schema
     schema._SHARD_BYTES = {shard_bytes}
     from stablesemantics.capture import CaptureConfig
-    from stablesemantics.generate import GenerationConfig, generate
-from stablesemantics.generate.launch import config_arguments, generate_on_processes
+    from stablesemantics.generate import generate
     out, kill = sys.argv[1], sys.argv[2]
     written = [0]
     def after(start, stop):
