@@ -21,7 +21,8 @@ and reports maps per second, wall and CPU time and the peak resident memory, in
 
 Usage::
 
-    python benchmarks/analysis_scale.py                       # 1,000,000 maps
+    python benchmarks/analysis_scale.py                       # 1,000,000 maps, in process
+    python benchmarks/analysis_scale.py --n-maps 1000000 10000000 --scheduler none local
     python benchmarks/analysis_scale.py --n-maps 50000 --out scratch/bench   # a quick check
 """
 
@@ -95,16 +96,22 @@ def _maps(cls: np.ndarray, centre_y: np.ndarray, rng) -> np.ndarray:
     return m.astype(np.float16)
 
 
-def _encode_shard(block: np.ndarray, rows_per_shard: int) -> bytes:
+def _encode_shard(block: np.ndarray, rows_per_shard: int, rows_per_chunk: int) -> bytes:
+    """One shard file of ``maps`` as zarr writes it: chunks of ``rows_per_chunk`` maps (the last one
+    padded with the fill value 0), each zstd-compressed then followed by its crc32c, then the index."""
     import google_crc32c
     from numcodecs import Zstd
 
     z = Zstd(level=0)
-    index = np.full((rows_per_shard, 2), 2**64 - 1, dtype="<u8")
+    per_shard = rows_per_shard // rows_per_chunk
+    index = np.full((per_shard, 2), 2**64 - 1, dtype="<u8")
     parts, off = [], 0
-    for i, m in enumerate(block):
-        b = z.encode(np.ascontiguousarray(m, dtype="<f2").tobytes())
-        index[i] = (off, len(b))
+    for j, s in enumerate(range(0, len(block), rows_per_chunk)):
+        chunk = np.zeros((rows_per_chunk, *block.shape[1:]), dtype="<f2")
+        chunk[: len(block[s : s + rows_per_chunk])] = block[s : s + rows_per_chunk]
+        b = z.encode(chunk.tobytes())
+        b += google_crc32c.value(b).to_bytes(4, "little")  # the store's chunk checksum (zstd, then crc32c)
+        index[j] = (off, len(b))
         parts.append(b)
         off += len(b)
     ib = index.tobytes()
@@ -152,7 +159,7 @@ def build_store(path: Path, n_maps: int, seed: int = 0) -> dict:
                 sample[r] = block[r - s]
         f = path / "maps" / a.metadata.encode_chunk_key((k, 0, 0))
         f.parent.mkdir(parents=True, exist_ok=True)
-        f.write_bytes(_encode_shard(block, S))
+        f.write_bytes(_encode_shard(block, S, int(a.chunks[0])))
     g = open_store(path)
     for r, m in sample.items():  # read back through zarr itself
         np.testing.assert_array_equal(g["maps"][r], m)
@@ -162,6 +169,7 @@ def build_store(path: Path, n_maps: int, seed: int = 0) -> dict:
         "n_prompts": int(pids.max()) + 1,
         "classes": len(names),
         "rows_per_shard": S,
+        "rows_per_chunk": int(a.chunks[0]),
         "build_s": round(time.perf_counter() - t0, 1),
         "bytes": sum(p.stat().st_size for p in path.rglob("*") if p.is_file()),
     }
@@ -170,8 +178,9 @@ def build_store(path: Path, n_maps: int, seed: int = 0) -> dict:
 # --------------------------------------------------------------------------- the measurement
 
 
-def measure(path: Path) -> dict:
-    """Runs in a fresh process; returns timings, rates and peak RSS."""
+def measure(path: Path, scheduler: str | None = None) -> dict:
+    """Runs in a fresh process; returns timings, rates and peak RSS (of this process: with a
+    scheduler, the workers' memory is their own)."""
     from stablesemantics import analysis, store
     from stablesemantics.store.blocks import _ShardReader
 
@@ -185,7 +194,7 @@ def measure(path: Path) -> dict:
 
     t = timed("table", lambda: store.map_table(path, chunks=False))
     labels = t["lemma"].to_numpy(dtype=object)
-    st, ov = timed("maps", lambda: analysis.map_statistics(path, labels, t["image"].to_numpy()))
+    st, ov = timed("maps", lambda: analysis.map_statistics(path, labels, t["image"].to_numpy(), scheduler=scheduler))
     c, n = timed("cooccurrence", lambda: analysis.cooccurrence_counts(t["prompt_id"].to_numpy(), labels))
     timed("pmi", lambda: analysis.pmi(c, n))
     n_maps = len(t)
@@ -209,75 +218,99 @@ def measure(path: Path) -> dict:
         "n_pairs": int(ov.pairs["n"].sum()),
         "recovered_vs_true_mean_y_r": round(r, 5),
         "fast_reader": bool(_ShardReader(store.open_group(path)["maps"]).fast),
+        "rows_per_chunk": int(store.open_group(path)["maps"].chunks[0]),
     }
+
+
+def _run(n_maps: int, scheduler: str | None, store_arg: Path | None, rebuild: bool) -> dict:
+    """Build (or reuse) the store of ``n_maps`` and measure it in a fresh process."""
+    store = store_arg or Path(str(DEFAULT_STORE).format(n=n_maps))
+    built = None
+    meta = store / "zarr.json"
+    if (
+        rebuild
+        or not meta.exists()
+        or json.loads(meta.read_text())["attributes"].get("synthetic", {}).get("n_maps") != n_maps
+    ):
+        print(f"building {store} ...", flush=True)
+        built = build_store(store, n_maps)
+        print(json.dumps(built), flush=True)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    cmd = [sys.executable, __file__, "--measure", str(store)] + (["--scheduler", scheduler] if scheduler else [])
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    res["scheduler"] = scheduler or "in process"
+    res["load_avg_1min_at_start"] = round(load, 2)
+    res["store"] = built or {"n_maps": n_maps, "reused": True}
+    print(json.dumps(res), flush=True)
+    return res
 
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n-maps", type=int, default=1_000_000)
-    ap.add_argument("--store", type=Path, default=None, help="where the synthetic store lives (reused)")
+    ap.add_argument("--n-maps", type=int, nargs="+", default=[1_000_000], help="one run per size")
+    ap.add_argument(
+        "--scheduler", nargs="+", default=["none"], help="per size, one run each: none (in process) or local"
+    )
+    ap.add_argument("--store", type=Path, default=None, help="where the synthetic store lives (one size only)")
     ap.add_argument("--rebuild", action="store_true")
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--measure", type=Path, help=argparse.SUPPRESS)  # internal: the child process
     args = ap.parse_args(argv)
     if args.measure:
-        print(json.dumps(measure(args.measure)))
+        print(json.dumps(measure(args.measure, None if args.scheduler[0] == "none" else args.scheduler[0])))
         return {}
-
-    store = args.store or Path(str(DEFAULT_STORE).format(n=args.n_maps))
-    built = None
-    meta = store / "zarr.json"
-    if (
-        args.rebuild
-        or not meta.exists()
-        or json.loads(meta.read_text())["attributes"].get("synthetic", {}).get("n_maps") != args.n_maps
-    ):
-        print(f"building {store} ...", flush=True)
-        built = build_store(store, args.n_maps)
-        print(json.dumps(built), flush=True)
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    cmd = [sys.executable, __file__, "--measure", str(store)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    res = json.loads(out.stdout.strip().splitlines()[-1])
+    if args.store is not None and len(args.n_maps) > 1:
+        ap.error("--store names the store of one size")
+    schedulers = [None if s == "none" else s for s in args.scheduler]
+    runs = [_run(n, sch, args.store, args.rebuild) for n in args.n_maps for sch in schedulers]
+    limit_s, limit_mb = 300, 2048
+    for r in runs:  # the issue's targets, per 1M maps: 5 minutes and 2 GB
+        r["met"] = bool(
+            (r["total_wall_s"] - r["steps"]["table"]["wall_s"]) * 1e6 / r["n_maps"] <= limit_s
+            and r["peak_rss_mb"] <= limit_mb
+        )
     result = {
         "benchmark": "analysis_scale",
-        "store": built or {"n_maps": args.n_maps, "reused": str(store)},
-        **res,
+        "runs": runs,
         "cpus": os.cpu_count(),
-        "load_avg_1min_at_start": round(load, 2),
         "platform": platform.platform(),
         "python": platform.python_version(),
-        "command": "python benchmarks/analysis_scale.py " + " ".join(a for a in (argv or sys.argv[1:])),
-    }
-    result["targets"] = {
-        "total_wall_s_max": 300,
-        "peak_rss_mb_max": 2048,
-        "met": bool(res["total_wall_s"] - res["steps"]["table"]["wall_s"] <= 300 and res["peak_rss_mb"] <= 2048),
+        "command": "python benchmarks/analysis_scale.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "goal_maps_per_s": 100_000,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "analysis_scale.json").write_text(json.dumps(result, indent=1) + "\n")
-    s = res["steps"]
     md = [
         "# Analysis at scale: spatial priors + co-occurrence",
         "",
-        f"Synthetic store: {res['n_maps']:,} maps of {SIZE}x{SIZE} (float16, zstd, sharded), "
-        f"{result['store'].get('n_images', '?')} images; one fresh process; {os.cpu_count()} CPUs, "
-        f"1-min load average {load:.1f} at start.",
+        f"Synthetic stores of {SIZE}x{SIZE} float16 maps in the library's layout (zstd + crc32c chunks "
+        f"of {runs[0]['rows_per_chunk']} maps, sharded); each measured in a fresh process on "
+        f"{os.cpu_count()} CPUs. The map pass is one read of every map computing the spatial priors per "
+        "class and the overlaps of the chunk pairs of every image (and their chance pairs).",
         "",
-        "| step | wall s | CPU s | maps/s (wall) |",
-        "|---|---:|---:|---:|",
-        f"| map table + labels (1-D arrays) | {s['table']['wall_s']} | {s['table']['cpu_s']} | |",
-        f"| one pass over the maps: spatial priors per class + overlaps of chunk pairs | {s['maps']['wall_s']} | "
-        f"{s['maps']['cpu_s']} | {res['maps_per_s_maps_pass']:,} |",
-        f"| co-occurrence counts + PMI (prompts) | {s['cooccurrence']['wall_s'] + s['pmi']['wall_s']:.2f} | "
-        f"{s['cooccurrence']['cpu_s'] + s['pmi']['cpu_s']:.2f} | |",
-        f"| **total** | **{res['total_wall_s']}** | **{res['total_cpu_s']}** | **{res['maps_per_s_total']:,}** |",
+        "| maps | where | map table s | map pass: wall s | CPU s (this process) | maps/s (wall) "
+        "| CPU µs per map | co-occurrence + PMI s | peak MB (this process) | load at start |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in runs:
+        s = r["steps"]
+        md.append(
+            f"| {r['n_maps']:,} | {r['scheduler']} | {s['table']['wall_s']} | {s['maps']['wall_s']} | "
+            f"{s['maps']['cpu_s']} | {r['maps_per_s_maps_pass']:,} | {1e6 * s['maps']['cpu_s'] / r['n_maps']:.1f} | "
+            f"{s['cooccurrence']['wall_s'] + s['pmi']['wall_s']:.2f} | {r['peak_rss_mb']} | "
+            f"{r['load_avg_1min_at_start']} |"
+        )
+    md += [
         "",
-        f"CPU time counts every thread of the process (the next block is read in a second thread); on a "
-        f"loaded machine wall time also measures other people's jobs. "
-        f"Peak resident memory: **{res['peak_rss_mb']} MB**. Targets: <= 300 s and <= 2048 MB "
-        f"({'met' if result['targets']['met'] else 'NOT met'}). Recovered vs true mean vertical position "
-        f"per class: r = {res['recovered_vs_true_mean_y_r']}. Fast shard reader: {res['fast_reader']}.",
+        "Goal: 100,000 maps/s on 2 cores, at most 2 GB resident. With a scheduler (`local`: a dask "
+        "`LocalCluster` of this machine's cores) the CPU time and memory of the workers are not in this "
+        "process's columns; the wall time is the whole pass, scheduling included. Recovered vs true mean "
+        "vertical position per class: r = "
+        + ", ".join(str(r["recovered_vs_true_mean_y_r"]) for r in runs)
+        + "; fast shard reader: "
+        + ", ".join(str(r["fast_reader"]) for r in runs)
+        + ".",
         "",
         f"Command: `{result['command'].strip()}`",
     ]

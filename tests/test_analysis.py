@@ -450,3 +450,25 @@ def test_ensure_store_rebuilds_its_own_stale_cache_and_never_a_users_store(tmp_p
     )
     assert generate.ensure_store(mine, spec | {"steps": 3}) == mine  # not made by ensure_store: used as it is
     assert dict(store.open_group(mine).attrs)["steps"] == 2
+
+
+@pytest.mark.parametrize("h, w", [(8, 8), (5, 7), (16, 24), (3, 64), (3, 70)])
+def test_pair_metrics_on_bit_masks_equal_a_direct_computation(h, w):
+    from scipy import ndimage
+
+    from stablesemantics.analysis.overlap import _block_masks, _pair_metrics
+
+    rng = np.random.default_rng(h * w)
+    p = rng.random((30, h * w)).astype(np.float32) ** 4  # sparse-ish maps: many pixels below uniform
+    p[3] = 0  # an empty map
+    p /= np.maximum(p.sum(1, keepdims=True), 1e-12)
+    left, right = rng.integers(0, 30, 200), rng.integers(0, 30, 200)
+    ov, iou, touch = _pair_metrics(p, _block_masks(p, h, w), left, right)
+    cross = ndimage.generate_binary_structure(2, 1)
+    for k, (i, j) in enumerate(zip(left, right)):
+        a, b = p[i] > 1 / (h * w), p[j] > 1 / (h * w)
+        assert ov[k] == np.minimum(p[i], p[j]).sum()
+        union = (a | b).sum()
+        assert (np.isnan(iou[k]) and union == 0) or iou[k] == (a & b).sum() / union
+        grown = ndimage.binary_dilation(a.reshape(h, w), structure=cross).reshape(-1)
+        assert touch[k] == float((grown & b).any())

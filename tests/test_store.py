@@ -62,7 +62,7 @@ def test_create_layout_and_attrs(store_path: Path):
     assert g["images"].shape == (6, 8, 6, 3) and g["images"].dtype == np.uint8
     assert g["images"].chunks == (1, 8, 6, 3) and g["images"].shards[0] % 2 == 0
     assert g["maps"].shape == (9, 4, 3) and g["maps"].dtype == np.float16
-    assert g["maps"].chunks == (1, 4, 3)
+    assert g["maps"].chunks == (9, 4, 3)  # small maps: a chunk holds many maps (here all nine)
     assert g["map_image"][:].tolist() == [0, 0, 1, 3, 3, 3, 4, 5, 5]
     assert g["map_lemma"][:].tolist()[:2] == ["tree", "car"]
     assert g["caption"][:].tolist()[0] == "prompt 0"
@@ -283,3 +283,24 @@ def test_remove_temporary_files_only_touches_temporaries(tmp_path: Path):
         p.write_bytes(b"x")
     assert st.remove_temporary_files(tmp_path) == 2
     assert all(p.exists() for p in keep) and not any(p.exists() for p in drop)
+
+
+@pytest.mark.parametrize("chunk_bytes, shard_bytes", [(2 * 4 * 3 * 2, 2 * 4 * 3 * 5), (2 * 4 * 3 * 3, 2 * 4 * 3 * 7)])
+def test_fast_reader_reads_chunks_of_several_maps_like_zarr(tmp_path: Path, monkeypatch, chunk_bytes, shard_bytes):
+    from stablesemantics.store import schema
+    from stablesemantics.store.blocks import _ShardReader, read_maps
+
+    monkeypatch.setattr(schema, "_MAP_CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(schema, "_SHARD_BYTES", shard_bytes)
+    layout = make_layout()
+    assert layout.maps_per_chunk > 1 and layout.maps_per_shard % layout.maps_per_chunk == 0
+    assert layout.maps_per_shard < layout.n_maps  # several shards, each of whole chunks
+    path = create_store(tmp_path / "s.zarr", layout, {"model": "fake"})
+    w = StoreWriter(path)
+    for s, e in w.batches()[:-1]:  # the last batch stays unwritten: its rows read as fill values
+        w.write(s, *fake_batch(layout, s, e, w))
+    g = open_store(path)
+    assert g["maps"].chunks[0] == layout.maps_per_chunk and _ShardReader(g["maps"]).fast
+    for lo in range(layout.n_maps):
+        for hi in range(lo + 1, layout.n_maps + 1):
+            np.testing.assert_array_equal(read_maps(path, lo, hi), g["maps"][lo:hi])

@@ -187,19 +187,21 @@ def test_every_array_has_chunk_checksums(store_path: Path):
 def test_verify_names_flipped_chunks_and_clear_damage_makes_them_redoable(store_path: Path):
     before = _filled(store_path)
     shard = store_path / "maps" / "c" / "0" / "0" / "0"
-    _flip(shard, 3)  # inside the first stored chunk: map row 0 (image 0, batch (0, 2))
+    _flip(shard, 3)  # inside the first stored chunk, which holds every map here (nine small maps)
     with pytest.raises(ValueError, match="checksum"):
         open_store(store_path)["maps"][:]
     with pytest.raises(ValueError, match="corrupt"):
         read_maps(store_path)  # the fast reader checks the checksum too
     check = verify_store(store_path)
-    assert not check.ok and check.damaged_batches == [(0, 2)] and not check.fatal
-    assert any("maps rows 0..0: crc32c mismatch" in p for p in check.problems)
-    assert clear_damage(check) == [(0, 2)]
+    every = [(0, 2), (2, 4), (4, 6)]  # the batches with a map in the chunk
+    assert not check.ok and check.damaged_batches == every and not check.fatal
+    assert any("maps rows 0..8: crc32c mismatch" in p for p in check.problems)
+    assert clear_damage(check) == every
     assert verify_store(store_path).ok
     w = StoreWriter(store_path)
-    assert w.pending_batches() == [(0, 2)]
-    w.write(0, *fake_batch(make_layout(), 0, 2, w))
+    assert w.pending_batches() == every
+    for s, e in every:  # each batch rewrites its rows of the chunk; together they make it whole again
+        w.write(s, *fake_batch(make_layout(), s, e, w))
     g = open_store(store_path)
     for k, v in before.items():
         assert np.array_equal(g[k][:], v), k

@@ -56,14 +56,66 @@ def _dilate(m: np.ndarray) -> np.ndarray:
     return d
 
 
-def _pair_metrics(pa: np.ndarray, pb: np.ndarray, h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    overlap = np.minimum(pa, pb).sum(1)
-    thr = 1.0 / (h * w)
-    ma, mb = pa > thr, pb > thr
-    inter = (ma & mb).sum(1)
-    union = (ma | mb).sum(1)
+def _pack(m: np.ndarray) -> np.ndarray:
+    """Boolean rows (n, k) as bit rows of 64-bit words (n, ceil(k / 64)), zero-padded."""
+    bits = np.packbits(m, axis=1)
+    pad = -bits.shape[1] % 8
+    if pad:
+        bits = np.pad(bits, ((0, 0), (0, pad)))
+    return np.ascontiguousarray(bits).view(np.uint64)
+
+
+def _block_masks(p: np.ndarray, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each map's above-uniform mask and its 4-neighbour dilation, as bit rows (computed once per map).
+
+    Maps up to 64 pixels wide keep one 64-bit word per image row (bit ``x`` = column ``x``), and
+    dilate by shifting words; wider maps are packed whole after dilating the boolean masks.
+    """
+    m = p > 1.0 / (h * w)
+    if w > 64:
+        return _pack(m), _pack(_dilate(m.reshape(-1, h, w)).reshape(len(m), -1))
+    rows = np.packbits(m.reshape(-1, h, w), axis=2, bitorder="little")
+    rows = np.pad(rows, ((0, 0), (0, 0), (0, 8 - rows.shape[2])))
+    rows = np.ascontiguousarray(rows).view("<u8").reshape(len(m), h).astype(np.uint64)
+    one = np.uint64(1)
+    grown = rows | (rows << one) | (rows >> one)
+    if w < 64:
+        grown &= np.uint64((1 << w) - 1)
+    grown[:, 1:] |= rows[:, :-1]
+    grown[:, :-1] |= rows[:, 1:]
+    return rows, grown
+
+
+_PAIRS_AT_ONCE = 64  # pairs of maps gathered at a time: two buffers of 64 maps stay in the CPU's cache
+
+
+def _intersections(p: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """``np.minimum(p[left], p[right]).sum(1)``, the same numbers, computed a few pairs at a time in
+    reused buffers (about three times faster than gathering all pairs at once on 32x32 maps)."""
+    out = np.empty(len(left), p.dtype)
+    a = np.empty((min(_PAIRS_AT_ONCE, len(left)), p.shape[1]), p.dtype)
+    b = np.empty_like(a)
+    for s in range(0, len(left), _PAIRS_AT_ONCE):
+        k = min(_PAIRS_AT_ONCE, len(left) - s)
+        np.take(p, left[s : s + k], axis=0, out=a[:k])
+        np.take(p, right[s : s + k], axis=0, out=b[:k])
+        np.minimum(a[:k], b[:k], out=a[:k])
+        out[s : s + k] = a[:k].sum(1)
+    return out
+
+
+def _pair_metrics(
+    p: np.ndarray, masks: tuple[np.ndarray, np.ndarray], left: np.ndarray, right: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Overlap (histogram intersection), IoU of the above-uniform masks and whether they touch, for
+    the map pairs ``(left[i], right[i])`` of block ``p`` (n, h*w); masks from :func:`_block_masks`."""
+    overlap = _intersections(p, left, right)
+    bits, dilated = masks
+    a, b = bits[left], bits[right]
+    inter = np.bitwise_count(a & b).sum(1, dtype=np.int64)
+    union = np.bitwise_count(a | b).sum(1, dtype=np.int64)
     iou = np.where(union > 0, inter / np.maximum(union, 1), np.nan)
-    touch = (_dilate(ma.reshape(-1, h, w)).reshape(len(ma), -1) & mb).any(1)
+    touch = (dilated[left] & b).any(1)
     return overlap, iou, touch.astype(np.float64)
 
 
@@ -135,7 +187,8 @@ class _OverlapAcc:
         swap = la > lb  # unordered pair (a < b): left holds label a
         left, right = np.where(swap, right, left), np.where(swap, left, right)
         typ = np.minimum(la, lb) * L + np.maximum(la, lb)
-        ov, iou, touch = _pair_metrics(p[left], p[right], h, w)
+        masks = _block_masks(p, h, w)
+        ov, iou, touch = _pair_metrics(p, masks, left, right)
         # chance: shuffle the pairs of each type, then pair each left map with the right map of
         # the next pair of the same type, unless both come from the same group (prompt)
         rng = np.random.default_rng([self.seed, start])  # per block: any split of the blocks draws the same
@@ -151,7 +204,7 @@ class _OverlapAcc:
         grp = self.groups[sl]
         other = (img[cl] != img[cr]) & (grp[cl] != grp[cr])
         cl, cr = cl[other], cr[other]
-        cov, ciou, ctouch = _pair_metrics(p[cl], p[cr], h, w) if len(cl) else (np.zeros(0),) * 3
+        cov, ciou, ctouch = _pair_metrics(p, masks, cl, cr) if len(cl) else (np.zeros(0),) * 3
         ctyp = ts[valid][other]
         s = (
             pd.DataFrame({"typ": typ, "overlap": ov, "iou": np.nan_to_num(iou), "touch": touch, "k": 1})

@@ -69,7 +69,8 @@ def image_table(store: Any) -> pd.DataFrame:
 class _ShardReader:
     """Reads rows of a sharded 3-D zarr array, decoding shard files directly when it can.
 
-    The fast path needs: a local store, one sharding codec with chunks of one row, inner codecs
+    The fast path needs: a local store, one sharding codec with chunks of whole rows (any number
+    of rows per chunk that divides the rows of a shard), inner codecs
     exactly ``bytes`` (little endian) + ``zstd`` (+ ``crc32c``, checked here as zarr checks it),
     index codecs ``bytes`` + ``crc32c`` at the end. That is the layout :mod:`stablesemantics.store`
     writes (with the chunk checksum since it has one); anything else goes through zarr.
@@ -85,6 +86,7 @@ class _ShardReader:
         )
         self.rows_per_shard = int(array.shards[0]) if getattr(array, "shards", None) else int(array.chunks[0])
         self.root = self._fast_root(array)
+        self.rows_per_chunk = int(array.chunks[0]) if self.root is not None else 1
         self.crc = self.root is not None and len(array.metadata.codecs[0].codecs) == 3
         if self.root is not None:
             from numcodecs import Zstd
@@ -105,7 +107,8 @@ class _ShardReader:
             sc = codecs[0]
             inner, index = sc.codecs, sc.index_codecs
             ok = (
-                tuple(sc.chunk_shape) == (1, *a.shape[1:])
+                tuple(sc.chunk_shape[1:]) == tuple(a.shape[1:])
+                and int(a.shards[0]) % int(sc.chunk_shape[0]) == 0
                 and len(inner) in (2, 3)
                 and isinstance(inner[0], BytesCodec)
                 and isinstance(inner[1], ZstdCodec)
@@ -134,12 +137,12 @@ class _ShardReader:
             return None
         import google_crc32c
 
-        S = self.rows_per_shard
-        n_index = 16 * S
+        per_shard = self.rows_per_shard // self.rows_per_chunk
+        n_index = 16 * per_shard
         ib = raw[len(raw) - n_index - 4 : len(raw) - 4]
         if google_crc32c.value(ib) != int(np.frombuffer(raw[-4:], dtype="<u4")[0]):
             raise ValueError(f"shard {path} has a corrupt index (crc32c mismatch)")
-        return raw, np.frombuffer(ib, dtype="<u8").reshape(S, 2)
+        return raw, np.frombuffer(ib, dtype="<u8").reshape(per_shard, 2)
 
     def read(self, start: int, stop: int) -> np.ndarray:
         n = self.shape[0]
@@ -149,7 +152,7 @@ class _ShardReader:
         if not self.fast:
             return np.asarray(self.array[start:stop])
         out = np.empty((stop - start, *self.shape[1:]), self.dtype)
-        S = self.rows_per_shard
+        S, C = self.rows_per_shard, self.rows_per_chunk
         item = int(np.prod(self.shape[1:]))
         flat = out.reshape(stop - start, item)
         dec = self._zstd.decode
@@ -157,6 +160,8 @@ class _ShardReader:
             import google_crc32c
 
             crc = google_crc32c.value
+        dt = "<" + self.dtype.str[1:]
+        empty = int(_U64_MAX)
         for k in range(start // S, (stop - 1) // S + 1):
             lo, hi = max(start, k * S), min(stop, (k + 1) * S)
             shard = self._shard(k)
@@ -165,22 +170,23 @@ class _ShardReader:
                 continue
             raw, index = shard
             buf = memoryview(raw)
-            dt = "<" + self.dtype.str[1:]
-            empty = int(_U64_MAX)
-            for r, (off, nb) in zip(range(lo, hi), index[lo - k * S : hi - k * S].tolist()):
+            for j in range((lo - k * S) // C, (hi - 1 - k * S) // C + 1):
+                off, nb = (int(v) for v in index[j])
+                c0 = k * S + j * C  # the chunk's first row
+                r0, r1 = max(lo, c0), min(hi, c0 + C)  # its rows wanted
                 if off == empty:
-                    flat[r - start] = self.fill
-                elif self.crc:
-                    chunk = raw[off : off + nb - 4]
-                    if crc(chunk) != int.from_bytes(raw[off + nb - 4 : off + nb], "little"):
+                    flat[r0 - start : r1 - start] = self.fill
+                    continue
+                if self.crc:
+                    if crc(raw[off : off + nb - 4]) != int.from_bytes(raw[off + nb - 4 : off + nb], "little"):
                         raise ValueError(
-                            f"row {r} of {self.array.path!r} is corrupt (crc32c mismatch in "
+                            f"rows {c0}..{c0 + C - 1} of {self.array.path!r} are corrupt (crc32c mismatch in "
                             f"{self.root / self.array.metadata.encode_chunk_key((k, 0, 0))}); "
                             "run `stablesemantics verify` on the store"
                         )
-                    flat[r - start] = np.frombuffer(dec(chunk), dtype=dt, count=item)
-                else:
-                    flat[r - start] = np.frombuffer(dec(buf[off : off + nb]), dtype=dt, count=item)
+                    nb -= 4
+                rows = np.frombuffer(dec(buf[off : off + nb]), dtype=dt, count=C * item).reshape(C, item)
+                flat[r0 - start : r1 - start] = rows[r0 - c0 : r1 - c0]
         return out
 
 

@@ -25,6 +25,7 @@ from stablesemantics.store.lock import store_lock
 SCHEMA_VERSION = 1
 """Version of the store layout this library writes and reads."""
 _SHARD_BYTES = 8 * 2**20  # target uncompressed shard size
+_MAP_CHUNK_BYTES = 2**17  # target uncompressed size of a chunk of maps (64 maps of 32x32 float16)
 _INDEX_CHUNK = 2**16  # elements per chunk of the 1-D index arrays
 
 PER_IMAGE = ("prompt_id", "prompt", "caption", "seed", "noun_chunks")
@@ -70,6 +71,7 @@ class StoreLayout:
     map_token_indices: Sequence[str]
     images_per_shard: int = field(init=False)
     maps_per_shard: int = field(init=False)
+    maps_per_chunk: int = field(init=False)
 
     def __post_init__(self) -> None:
         self.image_size = _pair(self.image_size, "image_size")
@@ -93,7 +95,11 @@ class StoreLayout:
         per_batch = self.batch_size * h * w * 3
         self.images_per_shard = self.batch_size * max(1, min(_SHARD_BYTES // per_batch, -(-n // self.batch_size)))
         mh, mw = self.map_size
-        self.maps_per_shard = max(1, min(_SHARD_BYTES // (2 * mh * mw), m))
+        per_shard = max(1, min(_SHARD_BYTES // (2 * mh * mw), m))
+        # maps are read in blocks (the analyses stream them), so a chunk holds many maps: decoding
+        # one 2 KB chunk per map would cost more than the analyses themselves
+        self.maps_per_chunk = max(1, min(_MAP_CHUNK_BYTES // (2 * mh * mw), per_shard))
+        self.maps_per_shard = self.maps_per_chunk * (per_shard // self.maps_per_chunk)
 
     @property
     def n_images(self) -> int:
@@ -208,7 +214,7 @@ def _build(tmp: Path, layout: StoreLayout, attrs: dict[str, Any] | None) -> None
         "maps",
         shape=(m, mh, mw),
         dtype="float16",
-        chunks=(1, mh, mw),
+        chunks=(layout.maps_per_chunk, mh, mw),
         shards=(layout.maps_per_shard, mh, mw),
         fill_value=0.0,
         dimension_names=("map", "map_y", "map_x"),
