@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import zarr
 
@@ -304,3 +305,16 @@ def test_fast_reader_reads_chunks_of_several_maps_like_zarr(tmp_path: Path, monk
     for lo in range(layout.n_maps):
         for hi in range(lo + 1, layout.n_maps + 1):
             np.testing.assert_array_equal(read_maps(path, lo, hi), g["maps"][lo:hi])
+
+
+def test_map_table_lemmas_are_a_categorical_read_chunk_by_chunk(tmp_path: Path, monkeypatch):
+    from stablesemantics.store import map_table, schema
+
+    monkeypatch.setattr(schema, "_INDEX_CHUNK", 4)  # the 9 lemmas span three chunks
+    path = create_store(tmp_path / "s.zarr", make_layout(), {"model": "fake"})
+    t = map_table(path)
+    assert isinstance(t["lemma"].dtype, pd.CategoricalDtype)
+    assert open_store(path)["map_lemma"].chunks == (4,)
+    assert t["lemma"].astype(object).tolist() == make_layout().map_lemma
+    assert t["lemma"].to_numpy(dtype=object).tolist() == list(make_layout().map_lemma)
+    assert (t["lemma"] == "car").tolist() == [k % 2 == 1 for k in range(9)]

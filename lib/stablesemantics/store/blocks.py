@@ -30,10 +30,25 @@ def _strings(a) -> np.ndarray:
     return np.asarray(a[:], dtype=object) if a.shape[0] else np.empty((0,), dtype=object)
 
 
+def _categorical(a) -> pd.Categorical:
+    """A 1-D string array as a pandas ``Categorical``, read a chunk at a time: a few distinct
+    values (lemmas) cost a small code per row instead of a Python string per row (10 million
+    maps: about 40 MB instead of 1.4 GB). Categories in order of first appearance."""
+    categories: dict[str, int] = {}
+    codes = np.empty(a.shape[0], dtype=np.int32)
+    step = int(a.chunks[0]) if a.shape[0] else 1
+    for s in range(0, a.shape[0], step):
+        values = np.asarray(a[s : s + step], dtype=object)
+        local, uniques = pd.factorize(values)
+        remap = np.array([categories.setdefault(str(u), len(categories)) for u in uniques], dtype=np.int32)
+        codes[s : s + len(values)] = remap[local]
+    return pd.Categorical.from_codes(codes, categories=pd.Index(list(categories), dtype=object))
+
+
 def map_table(store: Any, chunks: bool = True) -> pd.DataFrame:
     """One row per map (index = row in ``maps``): ``image``, ``prompt_id``, ``seed``,
-    ``lemma``, ``done`` (its image is done) and, with ``chunks``, the chunk text ``chunk``.
-    Only the 1-D index arrays are read.
+    ``lemma`` (a categorical of strings), ``done`` (its image is done) and, with ``chunks``, the
+    chunk text ``chunk``. Only the 1-D index arrays are read.
     """
     g = open_group(store)
     image = np.asarray(g["map_image"][:], dtype=np.int64)
@@ -44,7 +59,7 @@ def map_table(store: Any, chunks: bool = True) -> pd.DataFrame:
         "image": image,
         "prompt_id": pid[image],
         "seed": seed[image],
-        "lemma": _strings(g["map_lemma"]),
+        "lemma": _categorical(g["map_lemma"]),
         "done": done[image],
     }
     if chunks:
