@@ -192,6 +192,11 @@ def test_leftover_weights_reach_no_chunk(nlp):
 
 def test_a_flag_behind_a_bracket_is_removed_in_one_pass():
     # found by tests/test_prompts_properties.py: "(" hid the flag until the bracket was dropped
-    for text, kept in [("0\r(--ar", "0"), ("a cat (--ar 16:9", "a cat"), ("a cat [--v 5]", "a cat")]:
+    for text, kept in [
+        ("0\r(--ar", "0"),
+        ("a cat (--ar 16:9", "a cat"),
+        ("a cat [--v 5]", "a cat"),
+        ("cat:1.2--ar", "cat"),
+    ]:
         c = clean_prompt(text)
         assert c.text == kept and clean_prompt(c.text).text == kept and "flag" in c.removed_kinds

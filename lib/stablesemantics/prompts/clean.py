@@ -314,8 +314,8 @@ def clean_prompt(text: str) -> CleanedPrompt:
     s = _sub(_MJ_WEIGHT_RE, s, "weight", log, _separator)
     s = _unwrap_brackets(s, log)
     s = _remove_unbalanced(s, log)
-    s = _remove_flags(s, log)  # flags that a bracket hid ("(--ar 16:9", "[--v 5]")
     s = _sub(_STRAY_WEIGHT_RE, s, "weight", log)
+    s = _remove_flags(s, log)  # flags that a bracket or a weight hid ("(--ar 16:9", "cat:1.2--ar")
     s = _tidy_punctuation(s, log)
     return CleanedPrompt(text, s, tuple(f for f, _ in log), tuple(k for _, k in log))
 
