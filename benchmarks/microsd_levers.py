@@ -62,6 +62,16 @@ def proxy_config(root: Path, lever: str, steps: int, threads: int) -> TrainConfi
     )
 
 
+def shared_recipe(steps: int) -> dict:
+    """The recipe every proxy run shares (each row's ``config`` adds its lever), without the run's
+    machine-local folders: it starts from the committed model."""
+    recipe = dataclasses.asdict(proxy_config(Path("."), "continue", steps, threads=1))
+    for key in ("out", "ckpt_dir", "threads"):
+        recipe.pop(key)
+    recipe["init_from"] = str(MICROSD_DIR.relative_to(REPO_ROOT))
+    return json.loads(json.dumps(recipe))
+
+
 def headline(scores: dict) -> dict:
     """The numbers of the issue's goals, from one ``stablesemantics eval`` result."""
     c = scores["c_generated_maps_vs_segmenter"]
@@ -119,7 +129,7 @@ def main() -> None:
             "train_minutes": minutes,
             "scores": score(cfg.out, root / lever, args.n_scenes),
         }
-        report = {"steps": args.steps, "n_scenes": args.n_scenes, "recipe": dataclasses.asdict(cfg), "rows": rows}
+        report = {"steps": args.steps, "n_scenes": args.n_scenes, "recipe": shared_recipe(args.steps), "rows": rows}
         RESULTS.mkdir(parents=True, exist_ok=True)
         (RESULTS / "microsd_levers.json").write_text(json.dumps(report, indent=1, default=str))
         (RESULTS / "microsd_levers.md").write_text(table(rows, args.steps))
