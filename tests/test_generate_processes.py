@@ -7,7 +7,6 @@ import importlib
 import os
 import shutil
 import subprocess
-import sys
 import textwrap
 from dataclasses import replace
 from pathlib import Path
@@ -21,7 +20,7 @@ from test_store_faults import _env
 
 from stablesemantics.capture import CaptureConfig
 from stablesemantics.generate import GenerationConfig, generate
-from stablesemantics.generate.launch import config_arguments, generate_on_processes
+from stablesemantics.generate.launch import config_arguments, generate_on_processes, launch_command
 from stablesemantics.generate.processes import Processes, my_batches, shard_groups
 from stablesemantics.store import schema, store_lock
 from stablesemantics.store.schema import StoreLayout
@@ -60,15 +59,12 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def _launch(tmp_path: Path, *args: str, module: bool = False) -> subprocess.CompletedProcess:
-    """``accelerate launch`` on 2 CPU processes of one thread each (the script above, or ``-m``)."""
+def _launch(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    """``accelerate launch`` of the script above on 2 CPU processes of one thread each."""
     script = tmp_path / "gen.py"
     kw = {k: v for k, v in KW.items() if k != "capture"}
     script.write_text(SCRIPT.format(shard_bytes=SHARD_BYTES, kw=kw, prompts=PROMPTS))
-    accelerate = Path(sys.executable).with_name("accelerate")
-    cmd = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"]
-    cmd += ["--mixed_precision", "no", "--dynamo_backend", "no", "--num_cpu_threads_per_process", "1"]
-    cmd += ["-m", *args] if module else [str(script), *args]
+    cmd = launch_command(2, cuda=False, threads=1) + [str(script), *args]
     return subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=300)
 
 
@@ -151,7 +147,7 @@ def test_shard_groups_cover_every_batch_and_share_no_file(layout, n_procs):
         for batch in group:
             for f in files(batch):
                 assert owner.setdefault(f, k) == k, f"{f} written by groups {owner[f]} and {k}"
-    shares = [my_batches(layout, Processes(i, n_procs)) for i in range(n_procs)]
+    shares = [my_batches(groups, Processes(i, n_procs)) for i in range(n_procs)]
     assert sum(len(s) for s in shares) == len(set().union(*shares)) == -(-n // B)
 
 

@@ -46,8 +46,9 @@ def config_arguments(config: GenerationConfig) -> list[str]:
     return args
 
 
-def launch_command(processes: int, *, cuda: bool | None = None) -> list[str]:
-    """The ``accelerate launch`` prefix for ``processes`` processes (one GPU each, or CPU threads split)."""
+def launch_command(processes: int, *, cuda: bool | None = None, threads: int | None = None) -> list[str]:
+    """The ``accelerate launch`` prefix for ``processes`` processes: one GPU each, or on a machine
+    without CUDA ``threads`` CPU threads each (default: the cores split between them)."""
     if not isinstance(processes, int) or isinstance(processes, bool) or processes < 2:
         raise ValueError(f"processes must be an int of at least 2, got {processes!r}")
     if cuda is None:
@@ -59,7 +60,8 @@ def launch_command(processes: int, *, cuda: bool | None = None) -> list[str]:
     cmd += ["--num_processes", str(processes), "--num_machines", "1", "--mixed_precision", "no"]
     cmd += ["--dynamo_backend", "no"]
     if not cuda:  # accelerate's --cpu runs one process; --multi_gpu on a CPU machine runs N on the CPU
-        cmd += ["--num_cpu_threads_per_process", str(max(1, (os.cpu_count() or 1) // processes))]
+        threads = threads or max(1, (os.cpu_count() or 1) // processes)
+        cmd += ["--num_cpu_threads_per_process", str(threads)]
     return cmd
 
 

@@ -112,6 +112,7 @@ def shard_groups(layout: StoreLayout) -> list[list[tuple[int, int]]]:
     return groups
 
 
-def my_batches(layout: StoreLayout, procs: Processes) -> set[tuple[int, int]]:
-    """The batches process ``procs.index`` writes: its round-robin share of :func:`shard_groups`."""
-    return {b for group in shard_groups(layout)[procs.index :: procs.count] for b in group}
+def my_batches(groups: list[list[tuple[int, int]]], procs: Processes) -> set[tuple[int, int]]:
+    """The batches process ``procs.index`` writes: its round-robin share of ``groups``
+    (:func:`shard_groups` of the store's layout)."""
+    return {b for group in groups[procs.index :: procs.count] for b in group}

@@ -300,11 +300,12 @@ def _generate_locked(
     n_done = layout.n_images - sum(e - s for s, e in pending)
     desc = f"generate {out.name}"
     if procs.count > 1:
-        mine = my_batches(layout, procs)
+        groups = shard_groups(layout)
+        mine = my_batches(groups, procs)
         pending = [b for b in pending if b in mine]
         n_done = sum(e - s for s, e in mine) - sum(e - s for s, e in pending)
         desc += f" (process {procs.index + 1} of {procs.count})"
-        n_groups = len(shard_groups(layout))
+        n_groups = len(groups)
         if procs.is_main and n_groups < procs.count:
             warnings.warn(
                 f"store {out} has {n_groups} shard group(s) for {procs.count} processes: "
