@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import test_generate
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -28,15 +29,7 @@ from stablesemantics.store.writer import map_rows
 
 SHARD_BYTES = 4096  # small shards, so that a few dozen tiny images make several shard groups
 PROMPTS = [f"a {c} {o} on a street" for c in ("red", "blue", "green", "white") for o in ("car", "dog", "cat")]
-KW = dict(
-    model="tiny-random",
-    steps=2,
-    height=32,
-    width=32,
-    batch_size=2,
-    capture=CaptureConfig(map_size=(8, 8)),
-    progress=False,
-)
+KW = {k: v for k, v in test_generate.KW.items() if k != "device"}  # each process takes the launcher's device
 # Run by `accelerate launch`: generate() as above; "RANK:K" kills process RANK after its K-th batch.
 SCRIPT = textwrap.dedent(
     """
