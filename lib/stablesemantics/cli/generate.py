@@ -64,7 +64,12 @@ def generate(
         Path,
         typer.Option(help="Prompts file: .txt (one per line), .json list, .csv/.tsv/.parquet ('prompt' column)."),
     ],
-    out: Annotated[Path, typer.Option(help="Output Zarr store, e.g. data/stores/demo.zarr (resumed if it exists).")],
+    out: Annotated[
+        str,
+        typer.Option(
+            help="Output Zarr store, e.g. data/stores/demo.zarr or s3://bucket/demo.zarr (resumed if it exists)."
+        ),
+    ],
     seeds: Annotated[str, typer.Option(help="Seeds per prompt: a count (4 = seeds 0..3) or a list (0,5,7).")] = "4",
 ) -> None:
     """Generate images and per-noun-chunk attention maps for every prompt x seed."""
@@ -80,7 +85,7 @@ def generate(
     _print_summary(path)
 
 
-def _print_summary(path: Path, top: int = 10) -> None:
+def _print_summary(path: Path | str, top: int = 10) -> None:
     s = store_summary(path, top=top)
     lemmas = ", ".join(f"{k} ({v})" for k, v in s["top_lemmas"]) or "-"
     typer.echo(
@@ -97,7 +102,7 @@ def _print_summary(path: Path, top: int = 10) -> None:
 
 
 def inspect(
-    store: Annotated[Path, typer.Argument(help="A store made by `stablesemantics generate`.")],
+    store: Annotated[str, typer.Argument(help="A store made by `stablesemantics generate` (a path or a URL).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     top: Annotated[int, typer.Option(min=1, help="How many of the most frequent lemmas to list.")] = 10,
 ) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -12,7 +11,7 @@ from stablesemantics.store.verify import verify_store
 
 
 def verify(
-    store: Annotated[Path, typer.Argument(help="A store made by `stablesemantics generate`.")],
+    store: Annotated[str, typer.Argument(help="A store made by `stablesemantics generate` (a path or a URL).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
 ) -> None:
     """Check a store's checksums; exit 1 and name each damaged batch if any (rerun `generate` to redo them)."""

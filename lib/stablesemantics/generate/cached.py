@@ -15,6 +15,7 @@ from stablesemantics.capture.config import CaptureConfig
 from stablesemantics.generate.plan import StoreMismatchError
 from stablesemantics.generate.run import generate
 from stablesemantics.store.blocks import open_group
+from stablesemantics.store.location import StoreFiles, store_location
 from stablesemantics.world.noisy_prompts import world_prompts
 from stablesemantics.world.scene import WorldConfig, world_config_from_dict
 
@@ -28,7 +29,7 @@ def make_world_store(
     world_config: Any = None,
     attrs: dict | None = None,
     **generate_kwargs: Any,
-) -> Path:
+) -> Path | str:
     """Generate a store from MicroWorld's noisy prompts, one prompt per scene, that records
     how to re-render its scenes (root attribute ``world``; ``prompt_id`` = scene index).
 
@@ -57,8 +58,8 @@ def make_world_store(
 CACHE_ATTR = "made_by_ensure_store"
 
 
-def ensure_store(path: str | os.PathLike, make_if_missing: dict | None = None) -> Path:
-    """``path`` as a ``Path``, with a store there.
+def ensure_store(path: str | os.PathLike, make_if_missing: dict | None = None) -> Path | str:
+    """``path`` as a ``Path`` (a URL on object storage as a ``str``), with a store there.
 
     Without ``make_if_missing`` the store must exist and is used as it is. With it (a dict;
     keys: ``n_prompts``, ``n_seeds``, ``world_seed`` and any
@@ -70,8 +71,8 @@ def ensure_store(path: str | os.PathLike, make_if_missing: dict | None = None) -
     ``make model`` retrained MicroSD), so the book never reads maps of old weights. A store made
     any other way (notebook 01, your own) is never touched.
     """
-    path = Path(path)
-    exists = (path / "zarr.json").exists()
+    path = store_location(path)
+    exists = StoreFiles(path).exists()
     if exists and (not make_if_missing or not dict(open_group(path).attrs).get(CACHE_ATTR)):
         return path
     if not make_if_missing:
@@ -90,5 +91,8 @@ def ensure_store(path: str | os.PathLike, make_if_missing: dict | None = None) -
         return make_world_store(path, n_prompts, n_seeds, attrs={CACHE_ATTR: True}, **spec)
     except StoreMismatchError as err:  # a cache made with other settings, weights or prompts: rebuild it
         warnings.warn(f"rebuilding {path}, made by an earlier run with other settings: {err}", stacklevel=2)
-        shutil.rmtree(path)
+        if isinstance(path, str):
+            StoreFiles(path).delete_all()
+        else:
+            shutil.rmtree(path)
         return make_world_store(path, n_prompts, n_seeds, attrs={CACHE_ATTR: True}, **spec)

@@ -1,6 +1,6 @@
 """Start a generation on many processes from Python (a notebook): ``accelerate launch`` of the CLI.
 
-:func:`generate_on_processes` writes the prompts to a file beside the store and runs
+:func:`generate_on_processes` writes the prompts to a temporary file and runs
 ``accelerate launch --num_processes N -m stablesemantics generate ...`` with the config spelled
 as the CLI's options (:func:`config_arguments`); see :mod:`stablesemantics.generate.processes`
 for how the processes share the store.
@@ -13,10 +13,12 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from stablesemantics.generate.config import GenerationConfig, check_config
+from stablesemantics.store.location import store_location
 
 
 def config_arguments(config: GenerationConfig) -> list[str]:
@@ -71,7 +73,7 @@ def generate_on_processes(
     out: str | os.PathLike,
     config: GenerationConfig,
     processes: int,
-) -> Path:
+) -> Path | str:
     """:func:`~stablesemantics.generate.generate` on ``processes`` processes (``accelerate launch``).
 
     The store is the one a single process writes with the same threads per process; resuming,
@@ -79,17 +81,14 @@ def generate_on_processes(
     processes' output if the run fails.
     """
     config = check_config(config)
-    out = Path(out)
+    out = store_location(out)
     seed_text = str(seeds) if isinstance(seeds, int) else ",".join(str(int(s)) for s in seeds)
-    prompts_file = out.with_name(out.name + ".prompts.json")
-    prompts_file.parent.mkdir(parents=True, exist_ok=True)
-    prompts_file.write_text(json.dumps(list(prompts)))
-    cmd = launch_command(processes) + ["-m", "stablesemantics", "generate", "--prompts", str(prompts_file)]
-    cmd += ["--out", str(out), "--seeds", seed_text, *config_arguments(config)]
-    try:
+    with tempfile.TemporaryDirectory(prefix="stablesemantics-prompts-") as tmp:
+        prompts_file = Path(tmp) / "prompts.json"
+        prompts_file.write_text(json.dumps(list(prompts)))
+        cmd = launch_command(processes) + ["-m", "stablesemantics", "generate", "--prompts", str(prompts_file)]
+        cmd += ["--out", str(out), "--seeds", seed_text, *config_arguments(config)]
         run = subprocess.run(cmd, capture_output=True, text=True)
-    finally:
-        prompts_file.unlink(missing_ok=True)
     if run.returncode != 0:
         errors = [line.split("error:", 1)[1].strip() for line in run.stderr.splitlines() if "error:" in line]
         raise RuntimeError(

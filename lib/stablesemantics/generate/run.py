@@ -43,7 +43,7 @@ from stablesemantics.models.families import (
 from stablesemantics.models.load import load_pipeline
 from stablesemantics.models.spec import off_spec_settings
 from stablesemantics.prompts.clean import clean_prompt
-from stablesemantics.store.errors import check_writable
+from stablesemantics.store.location import StoreFiles, store_location
 from stablesemantics.store.lock import store_lock
 from stablesemantics.store.schema import create_store
 from stablesemantics.store.verify import clear_damage, verify_store
@@ -114,7 +114,7 @@ def generate(
     verify: bool = True,
     _after_batch: Callable[[int, int], None] | None = None,
     **settings: Any,
-) -> Path:
+) -> Path | str:
     """Generate every (prompt, seed) into the store ``out``, resuming if it exists.
 
     Parameters
@@ -123,7 +123,8 @@ def generate(
         cleaning are dropped with a warning unless ``dedupe=False``).
     seeds : ``n`` (seeds ``0..n-1``) or a list of distinct non-negative ints; every prompt is
         generated with every seed.
-    out : path of the Zarr store (conventionally ``data/stores/<name>.zarr``).
+    out : path of the Zarr store (conventionally ``data/stores/<name>.zarr``), or a URL on object
+        storage (``s3://bucket/<name>.zarr``: :mod:`stablesemantics.store.location`).
     config : the run's settings (:class:`~stablesemantics.generate.GenerationConfig`; default:
         its defaults, e.g. ``model="microsd"``, 20 steps).
     settings : settings that replace ``config``'s, by :class:`GenerationConfig` field name:
@@ -148,7 +149,7 @@ def generate(
     only when its config equals the recorded one, run-only settings (``progress``, ``device``:
     :data:`~stablesemantics.generate.config.RUN_ONLY`) aside, and its model is the same.
 
-    Returns the store path. An image depends only on (prompt, seed, settings): the same pair
+    Returns the store path (a URL as a ``str``). An image depends only on (prompt, seed, settings): the same pair
     gives the same image in any batch (bit for bit with the same batch partition; within one
     uint8 level across different batch compositions, where matmul summation order differs).
 
@@ -158,7 +159,7 @@ def generate(
     seed_list = _check_seeds(seeds)
     if not isinstance(out, (str, os.PathLike)):
         raise TypeError(f"out must be a str or a path, got {type(out).__name__}")
-    out = Path(out)
+    out = store_location(out)
     config = check_config(with_settings(config, **settings))
     if attrs is not None:
         if not isinstance(attrs, dict) or not all(isinstance(k, str) for k in attrs):
@@ -172,7 +173,7 @@ def generate(
         if not clean_prompt(t).text.strip():
             raise ValueError(f"prompt {i} ({t!r}) is empty after cleaning")
 
-    check_writable(out if out.is_dir() else out.parent)  # before the model loads: OS errors in seconds
+    StoreFiles(out).check_writable()  # before the model loads: OS and storage errors in seconds
     procs = current_processes()
     # Launched on many processes, the main one holds the lock for the whole run and the others
     # wait for it (see stablesemantics.generate.processes) before they write anything.
@@ -183,13 +184,13 @@ def generate(
 def _generate_locked(
     texts: list[str],
     seed_list: list[int],
-    out: Path,
+    out: Path | str,
     config: GenerationConfig,
     attrs: dict[str, Any] | None,
     verify: bool,
     _after_batch: Callable[[int, int], None] | None,
     procs: Processes,
-) -> Path:
+) -> Path | str:
     """:func:`generate` after its checks, holding the store's writer lock (its main process does)."""
     model = config.model
     if isinstance(model, (str, os.PathLike)):
@@ -249,7 +250,7 @@ def _generate_locked(
     first: tuple[int, int, np.ndarray, np.ndarray] | None = None
     if not procs.is_main:
         pass  # the main process checks or creates the store meanwhile
-    elif out.exists():
+    elif out.exists() if isinstance(out, Path) else StoreFiles(out).exists():
         check = verify_store(out) if verify else None
         if check is not None and check.fatal:
             clear_damage(check)  # raises: nothing a rerun can redo
@@ -298,7 +299,7 @@ def _generate_locked(
     writer = StoreWriter(out)
     pending = writer.pending_batches()
     n_done = layout.n_images - sum(e - s for s, e in pending)
-    desc = f"generate {out.name}"
+    desc = f"generate {StoreFiles(out).name}"
     if procs.count > 1:
         groups = shard_groups(layout)
         mine = my_batches(groups, procs)

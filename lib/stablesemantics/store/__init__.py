@@ -42,6 +42,13 @@ Crash safety. A run can be killed (SIGKILL, OOM, a preempted Colab) at any momen
   never half-created.
 * ``done`` is written last, so an item is done only when its image and maps are on disk.
 
+Object storage. A store may live at a URL (``s3://bucket/a.zarr``, any fsspec location; see
+:mod:`stablesemantics.store.location`): create, write, resume, inspect, verify and every analysis
+work the same there. Object storage has no rename and no ``flock``; each guarantee above is kept
+another way: a shard write is one ``PUT``, applied whole or not at all (a writer killed mid-upload
+leaves the previous object); a new store's root ``zarr.json`` is written last, so a killed creation
+is no store; the writer lock is a lease object renewed by its holder (:mod:`~stablesemantics.store.lock`).
+
 Faults.
 
 * One writer at a time: :func:`generate <stablesemantics.generate.generate>` and
@@ -91,8 +98,10 @@ from stablesemantics.store.schema import (
     SCHEMA_VERSION,
     StoreLayout,
     create_store,
+    delete_store,
     jsonable,
     open_store,
+    store_exists,
 )
 from stablesemantics.store.verify import StoreCheck, clear_damage, verify_store
 from stablesemantics.store.writer import StoreWriter, map_rows
@@ -110,6 +119,7 @@ __all__ = [
     "check_writable",
     "clear_damage",
     "create_store",
+    "delete_store",
     "image_table",
     "iter_map_blocks",
     "jsonable",
@@ -120,6 +130,7 @@ __all__ = [
     "open_store",
     "read_maps",
     "remove_temporary_files",
+    "store_exists",
     "store_lock",
     "store_summary",
     "to_xarray",

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from stablesemantics.store.location import raw_reader
 from stablesemantics.store.schema import open_store
 
 _U64_MAX = np.uint64(2**64 - 1)
@@ -84,11 +84,13 @@ def image_table(store: Any) -> pd.DataFrame:
 class _ShardReader:
     """Reads rows of a sharded 3-D zarr array, decoding shard files directly when it can.
 
-    The fast path needs: a local store, one sharding codec with chunks of whole rows (any number
+    The fast path needs: one sharding codec with chunks of whole rows (any number
     of rows per chunk that divides the rows of a shard), inner codecs
     exactly ``bytes`` (little endian) + ``zstd`` (+ ``crc32c``, checked here as zarr checks it),
     index codecs ``bytes`` + ``crc32c`` at the end. That is the layout :mod:`stablesemantics.store`
-    writes (with the chunk checksum since it has one); anything else goes through zarr.
+    writes (with the chunk checksum since it has one); anything else goes through zarr. Shard files
+    are read straight from a local disk, through the zarr store's own ``get`` anywhere else (object
+    storage: one ``GET`` per shard).
     """
 
     def __init__(self, array) -> None:
@@ -100,10 +102,10 @@ class _ShardReader:
             else np.dtype(array.dtype.to_native_dtype())
         )
         self.rows_per_shard = int(array.shards[0]) if getattr(array, "shards", None) else int(array.chunks[0])
-        self.root = self._fast_root(array)
-        self.rows_per_chunk = int(array.chunks[0]) if self.root is not None else 1
-        self.crc = self.root is not None and len(array.metadata.codecs[0].codecs) == 3
-        if self.root is not None:
+        self.reader = raw_reader(array) if self._fast_layout(array) else None
+        self.rows_per_chunk = int(array.chunks[0]) if self.reader is not None else 1
+        self.crc = self.reader is not None and len(array.metadata.codecs[0].codecs) == 3
+        if self.reader is not None:
             from numcodecs import Zstd
 
             self._zstd = Zstd()
@@ -111,14 +113,13 @@ class _ShardReader:
             self.fill = np.asarray(fill if fill is not None else 0, dtype=self.dtype)
 
     @staticmethod
-    def _fast_root(a) -> Path | None:
+    def _fast_layout(a) -> bool:
         try:
             from zarr.codecs import BytesCodec, Crc32cCodec, ShardingCodec, ZstdCodec
-            from zarr.storage import LocalStore
 
             codecs = a.metadata.codecs
-            if not isinstance(a.store, LocalStore) or len(codecs) != 1 or not isinstance(codecs[0], ShardingCodec):
-                return None
+            if len(codecs) != 1 or not isinstance(codecs[0], ShardingCodec):
+                return False
             sc = codecs[0]
             inner, index = sc.codecs, sc.index_codecs
             ok = (
@@ -136,19 +137,20 @@ class _ShardReader:
                 and tuple(a.shards[1:]) == tuple(a.shape[1:])
                 and len(a.shape) == 3
             )
-            return Path(a.store.root) / a.path if ok else None
+            return bool(ok)
         except Exception:  # noqa: BLE001 - any surprise: use zarr's reader
-            return None
+            return False
 
     @property
     def fast(self) -> bool:
-        return self.root is not None
+        return self.reader is not None
+
+    def _where(self, k: int) -> str:
+        return f"{self.array.path}/{self.array.metadata.encode_chunk_key((k, 0, 0))}"
 
     def _shard(self, k: int) -> tuple[bytes, np.ndarray] | None:
-        path = self.root / self.array.metadata.encode_chunk_key((k, 0, 0))
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
+        raw = self.reader(self.array.metadata.encode_chunk_key((k, 0, 0)))
+        if raw is None:
             return None
         import google_crc32c
 
@@ -156,7 +158,7 @@ class _ShardReader:
         n_index = 16 * per_shard
         ib = raw[len(raw) - n_index - 4 : len(raw) - 4]
         if google_crc32c.value(ib) != int(np.frombuffer(raw[-4:], dtype="<u4")[0]):
-            raise ValueError(f"shard {path} has a corrupt index (crc32c mismatch)")
+            raise ValueError(f"shard {self._where(k)} has a corrupt index (crc32c mismatch)")
         return raw, np.frombuffer(ib, dtype="<u8").reshape(per_shard, 2)
 
     def read(self, start: int, stop: int) -> np.ndarray:
@@ -196,7 +198,7 @@ class _ShardReader:
                     if crc(raw[off : off + nb - 4]) != int.from_bytes(raw[off + nb - 4 : off + nb], "little"):
                         raise ValueError(
                             f"rows {c0}..{c0 + C - 1} of {self.array.path!r} are corrupt (crc32c mismatch in "
-                            f"{self.root / self.array.metadata.encode_chunk_key((k, 0, 0))}); "
+                            f"{self._where(k)}); "
                             "run `stablesemantics verify` on the store"
                         )
                     nb -= 4

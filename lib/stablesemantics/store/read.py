@@ -11,6 +11,7 @@ import numpy as np
 import zarr
 
 from stablesemantics.store.atomic import _quiet
+from stablesemantics.store.location import StoreFiles, store_location
 from stablesemantics.store.schema import _STR_ARRAYS, PER_IMAGE, PER_MAP, open_store
 
 
@@ -50,10 +51,6 @@ def to_xarray(path: str | Path):
     return xr.Dataset(data_vars, coords=coords, attrs=dict(g.attrs))
 
 
-def _dir_size(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
 @_quiet
 def store_summary(path: str | Path, top: int = 10) -> dict[str, Any]:
     """A small JSON-able summary of a store (what ``stablesemantics inspect`` prints).
@@ -68,7 +65,7 @@ def store_summary(path: str | Path, top: int = 10) -> dict[str, Any]:
     >>> store_summary("data/stores/x.zarr")["n_done"]  # doctest: +SKIP
     8
     """
-    path = Path(path)
+    path = store_location(path)
     g = open_store(path, "r")
     attrs = dict(g.attrs)
     done = np.asarray(g["done"][:], dtype=bool)
@@ -96,5 +93,5 @@ def store_summary(path: str | Path, top: int = 10) -> dict[str, Any]:
         "n_maps_done": int(done[map_image].sum()) if map_image.size else 0,
         "n_truncated_chunks": n_truncated,
         "top_lemmas": [[k, v] for k, v in Counter(lemmas.tolist()).most_common(top)],
-        "bytes": _dir_size(path),
+        "bytes": StoreFiles(path).size(),
     }

@@ -20,6 +20,7 @@ from zarr.codecs import Crc32cCodec, ZstdCodec
 
 from stablesemantics.store.atomic import _PARTIAL_MARKER, AtomicLocalStore, _quiet, remove_temporary_files
 from stablesemantics.store.errors import StoreWriteError
+from stablesemantics.store.location import RootLast, StoreFiles, store_location
 from stablesemantics.store.lock import store_lock
 
 SCHEMA_VERSION = 1
@@ -131,22 +132,33 @@ def jsonable(x: Any) -> Any:
 
 
 @_quiet
-def create_store(path: str | Path, layout: StoreLayout, attrs: dict[str, Any] | None = None) -> Path:
+def create_store(path: str | Path, layout: StoreLayout, attrs: dict[str, Any] | None = None) -> Path | str:
     """Create a store with the full ``layout``; ``images``/``maps``/``done`` stay empty.
 
-    The store is built in ``<path>.partial`` and renamed to ``path`` only when complete,
-    so ``path`` either does not exist or is a whole store. ``attrs`` (JSON-able) are added
-    to the root attributes next to ``schema_version``. Raises ``FileExistsError`` if
-    ``path`` exists. Creation holds the store's writer lock (:func:`~stablesemantics.store.store_lock`:
-    a second creator fails at once with :class:`~stablesemantics.store.StoreLockedError`). The
-    ``.partial`` directory is marked as the library's (a ``.stablesemantics-partial`` file written
-    first, removed once the store is in place); a stale marked one from a killed creation is
-    removed, an unmarked one (not ours) is never deleted: ``FileExistsError``. Operating-system
-    errors come as one-line :class:`~stablesemantics.store.StoreWriteError`.
+    ``path`` is a local path or a URL on object storage (``s3://bucket/a.zarr``: see
+    :mod:`stablesemantics.store.location`). Either way the store appears whole or not at all:
+
+    * locally it is built in ``<path>.partial`` and renamed to ``path`` only when complete;
+    * object storage has no rename: every array is written in place and the root ``zarr.json``
+      (holding the consolidated metadata of every array) is written last, in one ``PUT``, which
+      the storage applies whole or not at all. Without it no reader sees a store there.
+
+    ``attrs`` (JSON-able) are added to the root attributes next to ``schema_version``. Raises
+    ``FileExistsError`` if a store exists at ``path``. Creation holds the store's writer lock
+    (:func:`~stablesemantics.store.store_lock`: a second creator fails at once with
+    :class:`~stablesemantics.store.StoreLockedError`). What is being built is marked as the
+    library's (a ``.stablesemantics-partial`` file or object written first, removed once the store is
+    complete); a stale marked build from a killed creation is removed, an unmarked one (not ours:
+    a local ``<path>.partial`` directory, objects under the URL) is never deleted:
+    ``FileExistsError``. Operating-system and storage errors come as one-line
+    :class:`~stablesemantics.store.StoreWriteError`. Returns the store's ``Path`` (a URL: ``str``).
 
     Example: see the module docstring.
     """
-    path = Path(path)
+    where = store_location(path)
+    if isinstance(where, str):
+        return _create_remote(StoreFiles(where), layout, attrs)
+    path = where
     with store_lock(path):
         if path.exists():
             raise FileExistsError(f"{path} already exists; not overwriting it")
@@ -155,18 +167,45 @@ def create_store(path: str | Path, layout: StoreLayout, attrs: dict[str, Any] | 
         try:
             tmp.parent.mkdir(parents=True, exist_ok=True)
             tmp.mkdir()
-            info = {
-                "pid": os.getpid(),
-                "host": socket.gethostname(),
-                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            }
-            (tmp / _PARTIAL_MARKER).write_text(json.dumps(info))
-            _build(tmp, layout, attrs)
+            (tmp / _PARTIAL_MARKER).write_text(json.dumps(_creator()))
+            _build(AtomicLocalStore(tmp), layout, attrs)
             os.rename(tmp, path)  # atomic; the layout is complete
             (path / _PARTIAL_MARKER).unlink()  # a stray one (killed just here) goes with the temporaries
         except OSError as e:
             raise StoreWriteError.from_os_error(e, tmp) from e
     return path
+
+
+def _creator() -> dict[str, Any]:
+    return {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _create_remote(files: StoreFiles, layout: StoreLayout, attrs: dict[str, Any] | None) -> str:
+    """:func:`create_store` on object storage: in place, root ``zarr.json`` last."""
+    with store_lock(files.label):
+        if files.exists():
+            raise FileExistsError(f"{files.label} already exists; not overwriting it")
+        existing = files.keys()
+        if existing:
+            if _PARTIAL_MARKER not in existing:
+                raise FileExistsError(
+                    f"{files.label} holds {len(existing)} object(s) but no store, and they were not made by "
+                    f"stablesemantics (no {_PARTIAL_MARKER} marker); delete them yourself, or choose another `out`"
+                )
+            files.delete_all()  # a killed creation of ours: its objects are no store yet
+        files.write(_PARTIAL_MARKER, json.dumps(_creator()).encode(), exclusive=True)
+        try:
+            store = RootLast(files.zarr_store(read_only=False))
+            _build(store, layout, attrs)
+            store.finish()  # the store exists from this write on
+        except OSError as e:
+            raise StoreWriteError.from_os_error(e, files.label) from e
+        files.delete(_PARTIAL_MARKER)  # a stray one (killed just here) is removed when the store is opened to write
+    return str(files.where)
 
 
 def _remove_stale_partial(tmp: Path) -> None:
@@ -190,9 +229,8 @@ def _remove_stale_partial(tmp: Path) -> None:
     )
 
 
-def _build(tmp: Path, layout: StoreLayout, attrs: dict[str, Any] | None) -> None:
-    """Write the whole layout of a new store into directory ``tmp``."""
-    store = AtomicLocalStore(tmp)
+def _build(store: Any, layout: StoreLayout, attrs: dict[str, Any] | None) -> None:
+    """Write the whole layout of a new store into the (empty) zarr ``store``."""
     root_attrs = {"schema_version": SCHEMA_VERSION, **jsonable(attrs or {})}
     root_attrs["schema_version"] = SCHEMA_VERSION
     root_attrs["batch_size"] = layout.batch_size
@@ -253,6 +291,39 @@ def _build(tmp: Path, layout: StoreLayout, attrs: dict[str, Any] | None) -> None
         zarr.consolidate_metadata(store)
 
 
+def store_exists(path: str | Path) -> bool:
+    """Whether a whole store (its root ``zarr.json``) is at ``path`` (a local path or a URL)."""
+    return StoreFiles(path).exists()
+
+
+def delete_store(path: str | Path) -> bool:
+    """Delete the store at ``path`` (a path or a URL); ``False`` if there is none.
+
+    Deletes only what this library made: a StableSemantics store (checked by opening it: anything
+    else is a ``ValueError``), or on object storage the objects of a creation of ours that was
+    killed (marked); holds the store's writer lock meanwhile (a running writer: ``StoreLockedError``).
+    """
+    where = store_location(path)
+    files = StoreFiles(where)
+    with store_lock(where):
+        if not files.exists():
+            if isinstance(where, str) and _PARTIAL_MARKER in files.keys():
+                files.delete_all()
+                return True
+            if isinstance(where, Path) and where.exists():
+                raise ValueError(f"{where} is not a Zarr v3 store (no zarr.json); not deleting it")
+            return False
+        open_store(where)  # a ValueError for anything that is not one of our stores
+        if isinstance(where, str):
+            files.delete_all()
+        else:
+            try:
+                shutil.rmtree(where)
+            except OSError as e:
+                raise StoreWriteError.from_os_error(e, where) from e
+    return True
+
+
 # --------------------------------------------------------------------------- open / validate
 
 
@@ -260,8 +331,8 @@ def _build(tmp: Path, layout: StoreLayout, attrs: dict[str, Any] | None) -> None
 def open_store(path: str | Path, mode: str = "r") -> zarr.Group:
     """Open a store and check that this library can read it.
 
-    ``mode`` is ``"r"`` (read only) or ``"r+"`` (write into existing arrays; stray
-    temporary files of killed writes are removed first). Raises ``FileNotFoundError`` if
+    ``path`` is a local path or a URL on object storage. ``mode`` is ``"r"`` (read only) or
+    ``"r+"`` (write into existing arrays; stray temporary files of killed writes are removed first). Raises ``FileNotFoundError`` if
     there is no store, ``ValueError`` if ``path`` is not a StableSemantics store or has a
     different schema version.
 
@@ -273,14 +344,22 @@ def open_store(path: str | Path, mode: str = "r") -> zarr.Group:
     """
     if mode not in ("r", "r+"):
         raise ValueError(f"mode must be 'r' or 'r+', got {mode!r}")
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no store at {path}")
-    if not (path / "zarr.json").is_file():
-        raise ValueError(f"{path} is not a Zarr v3 store (no zarr.json)")
-    if mode == "r+":
-        remove_temporary_files(path)
-    store = AtomicLocalStore(path, read_only=(mode == "r"))
+    path = store_location(path)
+    files = StoreFiles(path)
+    if isinstance(path, str):
+        if not files.exists():
+            begun = " (a creation was begun there and not finished: generate again to redo it)" if files.keys() else ""
+            raise FileNotFoundError(f"no store at {path}{begun}")
+        if mode == "r+":
+            files.delete(_PARTIAL_MARKER)  # left by a creation killed after its last write
+    else:
+        if not path.exists():
+            raise FileNotFoundError(f"no store at {path}")
+        if not (path / "zarr.json").is_file():
+            raise ValueError(f"{path} is not a Zarr v3 store (no zarr.json)")
+        if mode == "r+":
+            remove_temporary_files(path)
+    store = files.zarr_store(read_only=(mode == "r"))
     try:
         g = zarr.open_group(store=store, mode=mode, zarr_format=3)
     except Exception as e:  # noqa: BLE001 - any zarr failure means the same thing here

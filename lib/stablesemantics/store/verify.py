@@ -28,8 +28,9 @@ import zarr
 from numcodecs import Zstd
 from zarr.codecs import BytesCodec, Crc32cCodec, ShardingCodec, ZstdCodec
 
-from stablesemantics.store.atomic import _atomic_write_bytes, _quiet
+from stablesemantics.store.atomic import _quiet
 from stablesemantics.store.errors import StoreWriteError
+from stablesemantics.store.location import StoreFiles, store_location
 from stablesemantics.store.schema import PER_IMAGE, PER_MAP, open_store
 
 _EMPTY = 2**64 - 1
@@ -47,7 +48,7 @@ class StoreCheck:
     ``fatal``: damage that no rerun repairs (metadata, index arrays).
     """
 
-    path: Path
+    path: Path | str
     checksums: bool = True
     problems: list[str] = field(default_factory=list)
     damaged_batches: list[tuple[int, int]] = field(default_factory=list)
@@ -61,9 +62,9 @@ class StoreCheck:
 
 
 def _layout_ok(a: zarr.Array) -> bool:
-    """Whether ``a`` is a local sharded array tiled along its first axis only, as this library writes it."""
+    """Whether ``a`` is a sharded array tiled along its first axis only, as this library writes it."""
     codecs = a.metadata.codecs
-    if not isinstance(a.store, zarr.storage.LocalStore) or len(codecs) != 1 or not isinstance(codecs[0], ShardingCodec):
+    if len(codecs) != 1 or not isinstance(codecs[0], ShardingCodec):
         return False
     sc = codecs[0]
     inner, index = sc.codecs, sc.index_codecs
@@ -84,7 +85,7 @@ def _crc_ok(b: bytes) -> bool:
     return len(b) >= 4 and google_crc32c.value(b[:-4]) == int.from_bytes(b[-4:], "little")
 
 
-def _scan(a: zarr.Array, root: Path, check: StoreCheck) -> list[tuple[int, int]]:
+def _scan(a: zarr.Array, files: StoreFiles, check: StoreCheck) -> list[tuple[int, int]]:
     """Damaged row ranges of sharded array ``a``, read shard file by shard file."""
     sc = a.metadata.codecs[0]
     has_crc = len(sc.codecs) == 3
@@ -97,9 +98,8 @@ def _scan(a: zarr.Array, root: Path, check: StoreCheck) -> list[tuple[int, int]]
     bad: list[tuple[int, int]] = []
     for k in range(-(-n // S)):
         key = f"{a.path}/" + a.metadata.encode_chunk_key((k,) + (0,) * (len(a.shape) - 1))
-        try:
-            raw = (root / key).read_bytes()
-        except FileNotFoundError:
+        raw = files.read(key)
+        if raw is None:
             continue  # never written: fill values
         lo, hi = k * S, min((k + 1) * S, n)
         if len(raw) < n_index or not _crc_ok(raw[len(raw) - n_index :]):
@@ -147,7 +147,8 @@ def _scan_with_zarr(a: zarr.Array, check: StoreCheck, step: int) -> list[tuple[i
 @_quiet
 def verify_store(path: str | os.PathLike) -> StoreCheck:
     """Read everything in the store at ``path`` and report what is damaged (see :class:`StoreCheck`)."""
-    path = Path(path)
+    path = store_location(path)
+    files = StoreFiles(path)
     check = StoreCheck(path)
     try:
         g = open_store(path, "r")
@@ -167,7 +168,7 @@ def verify_store(path: str | os.PathLike) -> StoreCheck:
     for name in _SHARDED:
         a = g[name]
         if _layout_ok(a):
-            bad = _scan(a, path, check)
+            bad = _scan(a, files, check)
         else:
             bad = _scan_with_zarr(a, check, max(1, int(a.shards[0]) if a.shards else int(a.chunks[0])))
         for lo, hi in bad:
@@ -188,28 +189,30 @@ def clear_damage(check: StoreCheck) -> list[tuple[int, int]]:
         raise ValueError(
             f"store {check.path} is damaged beyond repair ({'; '.join(check.fatal)}); delete it and generate it again"
         )
-    root = check.path
+    files = StoreFiles(check.path)
     try:
         for key in check.bad_shards:
-            (root / key).unlink(missing_ok=True)
+            files.delete(key)
         for key, chunks in check.bad_chunks.items():
-            _cut_chunks(root, key, (root / key).read_bytes(), chunks)
+            raw = files.read(key)
+            if raw is not None:
+                _cut_chunks(files, key, raw, chunks)
     except OSError as e:
-        raise StoreWriteError.from_os_error(e, root) from e
+        raise StoreWriteError.from_os_error(e, files.label) from e
     if check.damaged_batches:
-        done = open_store(root, "r+")["done"]
+        done = open_store(check.path, "r+")["done"]
         for s, e in check.damaged_batches:
             done[s:e] = False
     return list(check.damaged_batches)
 
 
-def _cut_chunks(root: Path, key: str, raw: bytes, chunks: list[int]) -> None:
+def _cut_chunks(files: StoreFiles, key: str, raw: bytes, chunks: list[int]) -> None:
     """Rewrite shard ``key`` with the index entries of ``chunks`` set to empty (atomically)."""
     name = key.split("/c/")[0]
-    a = open_store(root, "r")[name]
+    a = open_store(files.where, "r")[name]
     per_shard = int(a.shards[0]) // int(a.metadata.codecs[0].chunk_shape[0])
     n_index = 16 * per_shard + 4
     index = np.frombuffer(raw[len(raw) - n_index : len(raw) - 4], dtype="<u8").reshape(per_shard, 2).copy()
     index[chunks] = _EMPTY
     ib = index.astype("<u8").tobytes()
-    _atomic_write_bytes(root / key, raw[: len(raw) - n_index] + ib + google_crc32c.value(ib).to_bytes(4, "little"))
+    files.write(key, raw[: len(raw) - n_index] + ib + google_crc32c.value(ib).to_bytes(4, "little"))

@@ -7,6 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from stablesemantics.store.atomic import _quiet
+from stablesemantics.store.errors import StoreWriteError
+from stablesemantics.store.location import store_location
+from stablesemantics.store.lock import assert_lock_held
 from stablesemantics.store.schema import open_store
 
 
@@ -23,6 +26,10 @@ def map_rows(map_image: np.ndarray, start: int, stop: int) -> slice:
 class StoreWriter:
     """Fills ``images``, ``maps`` and ``done`` of an existing store, one batch at a time.
 
+    Each array's shard is written whole (a file replaced atomically, one object ``PUT`` on object
+    storage) and ``done`` goes last, so a writer killed at any moment, mid-upload included, leaves
+    every batch either done with its image and maps, or not done.
+
     Example
     -------
     >>> w = StoreWriter("data/stores/x.zarr")          # doctest: +SKIP
@@ -32,7 +39,7 @@ class StoreWriter:
     """
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+        self.path = store_location(path)
         self.group = open_store(self.path, mode="r+")
         self.map_image = np.asarray(self.group["map_image"][:], dtype=np.int64)
         self.n_images = self.group["images"].shape[0]
@@ -72,7 +79,11 @@ class StoreWriter:
         expected = (rows.stop - rows.start, *self.group["maps"].shape[1:])
         if maps.shape != expected:
             raise ValueError(f"maps for images [{start}, {stop}) must have shape {expected}, got {maps.shape}")
-        self.group["images"][start:stop] = images
-        if expected[0]:
-            self.group["maps"][rows] = maps.astype(np.float16)
-        self.group["done"][start:stop] = True  # last: done means image and maps are on disk
+        assert_lock_held(self.path)
+        try:
+            self.group["images"][start:stop] = images
+            if expected[0]:
+                self.group["maps"][rows] = maps.astype(np.float16)
+            self.group["done"][start:stop] = True  # last: done means image and maps are on disk
+        except OSError as e:  # object storage: no permission, unreachable (local errors come wrapped)
+            raise StoreWriteError.from_os_error(e, self.path) from e
