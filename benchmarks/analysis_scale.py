@@ -193,7 +193,7 @@ def measure(path: Path, scheduler: str | None = None) -> dict:
         return out
 
     t = timed("table", lambda: store.map_table(path, chunks=False))
-    labels = t["lemma"].to_numpy(dtype=object)
+    labels = t["lemma"]  # a categorical: its codes, not ten million Python objects
     st, ov = timed("maps", lambda: analysis.map_statistics(path, labels, t["image"].to_numpy(), scheduler=scheduler))
     c, n = timed("cooccurrence", lambda: analysis.cooccurrence_counts(t["prompt_id"].to_numpy(), labels))
     timed("pmi", lambda: analysis.pmi(c, n))

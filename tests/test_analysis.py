@@ -467,7 +467,7 @@ def test_pair_metrics_on_bit_masks_equal_a_direct_computation(h, w):
     cross = ndimage.generate_binary_structure(2, 1)
     for k, (i, j) in enumerate(zip(left, right)):
         a, b = p[i] > 1 / (h * w), p[j] > 1 / (h * w)
-        assert ov[k] == np.minimum(p[i], p[j]).sum()
+        assert ov[k] == pytest.approx(np.minimum(p[i], p[j]).astype(np.float64).sum(), rel=1e-6, abs=1e-9)
         union = (a | b).sum()
         assert (np.isnan(iou[k]) and union == 0) or iou[k] == (a & b).sum() / union
         grown = ndimage.binary_dilation(a.reshape(h, w), structure=cross).reshape(-1)

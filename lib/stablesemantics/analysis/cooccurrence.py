@@ -24,17 +24,14 @@ def cooccurrence_counts(units: Sequence[int], labels: Sequence[Any]) -> tuple[pd
     """
     from scipy import sparse
 
-    labels = np.asarray(labels, dtype=object)
     units = np.asarray(units)
-    codes, names = _codes(labels, len(labels))
+    codes, names = _codes(labels, len(units))
     ucodes, uniq = pd.factorize(units)
-    keep = codes >= 0
-    x = sparse.csr_matrix(
-        (np.ones(int(keep.sum()), np.float32), (ucodes[keep], codes[keep])), shape=(len(uniq), len(names))
-    )
-    x.data[:] = 1  # duplicates were summed: back to presence
-    x.sum_duplicates()
-    x.data[:] = 1
+    L = max(len(names), 1)
+    # each (unit, label) once: the distinct pairs are few (a unit repeats its labels), so the sparse
+    # matrix is built from them, not from every occurrence (ten million maps: 16 bytes each, briefly)
+    pairs = np.unique(ucodes[codes >= 0] * L + codes[codes >= 0])
+    x = sparse.csr_matrix((np.ones(len(pairs), np.float32), (pairs // L, pairs % L)), shape=(len(uniq), len(names)))
     c = np.asarray((x.T @ x).todense(), dtype=np.int64)
     return pd.DataFrame(c, index=names, columns=names), int(len(uniq))
 

@@ -74,9 +74,10 @@ def _block_masks(p: np.ndarray, h: int, w: int) -> tuple[np.ndarray, np.ndarray]
     m = p > 1.0 / (h * w)
     if w > 64:
         return _pack(m), _pack(_dilate(m.reshape(-1, h, w)).reshape(len(m), -1))
-    rows = np.packbits(m.reshape(-1, h, w), axis=2, bitorder="little")
-    rows = np.pad(rows, ((0, 0), (0, 0), (0, 8 - rows.shape[2])))
-    rows = np.ascontiguousarray(rows).view("<u8").reshape(len(m), h).astype(np.uint64)
+    packed = np.packbits(m.reshape(-1, h, w), axis=2, bitorder="little")
+    words = np.zeros((len(m), h, 8), np.uint8)  # one little-endian 64-bit word per image row
+    words[:, :, : packed.shape[2]] = packed
+    rows = words.view("<u8").reshape(len(m), h).astype(np.uint64, copy=False)
     one = np.uint64(1)
     grown = rows | (rows << one) | (rows >> one)
     if w < 64:
@@ -86,37 +87,29 @@ def _block_masks(p: np.ndarray, h: int, w: int) -> tuple[np.ndarray, np.ndarray]
     return rows, grown
 
 
-_PAIRS_AT_ONCE = 64  # pairs of maps gathered at a time: two buffers of 64 maps stay in the CPU's cache
-
-
-def _intersections(p: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """``np.minimum(p[left], p[right]).sum(1)``, the same numbers, computed a few pairs at a time in
-    reused buffers (about three times faster than gathering all pairs at once on 32x32 maps)."""
-    out = np.empty(len(left), p.dtype)
-    a = np.empty((min(_PAIRS_AT_ONCE, len(left)), p.shape[1]), p.dtype)
-    b = np.empty_like(a)
-    for s in range(0, len(left), _PAIRS_AT_ONCE):
-        k = min(_PAIRS_AT_ONCE, len(left) - s)
-        np.take(p, left[s : s + k], axis=0, out=a[:k])
-        np.take(p, right[s : s + k], axis=0, out=b[:k])
-        np.minimum(a[:k], b[:k], out=a[:k])
-        out[s : s + k] = a[:k].sum(1)
-    return out
-
-
 def _pair_metrics(
     p: np.ndarray, masks: tuple[np.ndarray, np.ndarray], left: np.ndarray, right: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Overlap (histogram intersection), IoU of the above-uniform masks and whether they touch, for
-    the map pairs ``(left[i], right[i])`` of block ``p`` (n, h*w); masks from :func:`_block_masks`."""
-    overlap = _intersections(p, left, right)
-    bits, dilated = masks
-    a, b = bits[left], bits[right]
-    inter = np.bitwise_count(a & b).sum(1, dtype=np.int64)
-    union = np.bitwise_count(a | b).sum(1, dtype=np.int64)
-    iou = np.where(union > 0, inter / np.maximum(union, 1), np.nan)
-    touch = (dilated[left] & b).any(1)
-    return overlap, iou, touch.astype(np.float64)
+    the map pairs ``(left[i], right[i])`` of block ``p`` (n, h*w); masks from :func:`_block_masks`.
+    One compiled loop (:mod:`~stablesemantics.analysis.pair_kernel`)."""
+    from stablesemantics.analysis.pair_kernel import pair_metrics_kernel
+
+    n = len(left)
+    overlap, iou, touch = np.empty(n), np.empty(n), np.empty(n)
+    if n:
+        bits, dilated = masks
+        pair_metrics_kernel(
+            np.ascontiguousarray(p, dtype=np.float32),
+            np.ascontiguousarray(bits),
+            np.ascontiguousarray(dilated),
+            np.ascontiguousarray(left, dtype=np.int64),
+            np.ascontiguousarray(right, dtype=np.int64),
+            overlap,
+            iou,
+            touch,
+        )
+    return overlap, iou, touch
 
 
 @dataclass
@@ -156,7 +149,6 @@ class _OverlapAcc:
     def __init__(
         self, labels: np.ndarray, map_image: np.ndarray, groups: np.ndarray | None = None, seed: int = 0
     ) -> None:
-        labels = np.asarray(labels, dtype=object)
         self.map_image = np.asarray(map_image)
         self.groups = self.map_image if groups is None else np.asarray(groups)
         if len(self.map_image) != len(labels) or len(self.groups) != len(labels):
@@ -170,20 +162,29 @@ class _OverlapAcc:
         return self.codes >= 0
 
     def add(self, start: int, p: np.ndarray, mass: np.ndarray, h: int, w: int) -> None:
+        self.apply(self.compute(start, p, mass, h, w))
+
+    def apply(self, part: pd.DataFrame | None) -> None:
+        """Add a block's :meth:`compute` result (blocks in row order)."""
+        if part is not None:
+            self.acc.append(part)
+
+    def compute(self, start: int, p: np.ndarray, mass: np.ndarray, h: int, w: int) -> pd.DataFrame | None:
+        """The pair sums of block ``p`` (rows from ``start``), without touching the accumulator."""
         L = max(len(self.names), 1)
         sl = slice(start, start + len(p))
         img = self.map_image[sl]
         c = np.where(mass > 0, self.codes[sl], -1)
         idx = np.flatnonzero(c >= 0)
         if len(idx) < 2:
-            return
+            return None
         left, right = _pairs_within(img[idx])
         left, right = idx[left], idx[right]
         la, lb = c[left], c[right]
         diff = la != lb
         left, right, la, lb = left[diff], right[diff], la[diff], lb[diff]
         if not len(left):
-            return
+            return None
         swap = la > lb  # unordered pair (a < b): left holds label a
         left, right = np.where(swap, right, left), np.where(swap, left, right)
         typ = np.minimum(la, lb) * L + np.maximum(la, lb)
@@ -224,7 +225,7 @@ class _OverlapAcc:
             .groupby("typ")
             .sum()
         )
-        self.acc.append(s.join(cs, how="outer").fillna(0))
+        return s.join(cs, how="outer").fillna(0)
 
     def merge(self, other: _OverlapAcc) -> None:
         """Append the sums of ``other`` (the same labels, later blocks)."""

@@ -28,7 +28,6 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from PIL import Image
 
-from stablesemantics.capture.maps import minmax_scale_maps
 from stablesemantics.store.schema import open_store
 
 
@@ -65,6 +64,10 @@ def overlay_map(
         raise ValueError(f"image must be (H, W, 3), got shape {img.shape}")
     ax.imshow(img)
     if amap is not None:
+        # here, not at the top: importing the capture package loads torch, which the analyses
+        # (and their memory budget) do not need
+        from stablesemantics.capture.maps import minmax_scale_maps
+
         heat = minmax_scale_maps(upsample_map(amap, img.shape[:2]), display=True)
         ax.imshow(heat, cmap=cmap, alpha=alpha, vmin=0.0, vmax=1.0, interpolation="nearest")
     if title:

@@ -101,69 +101,127 @@ class SpatialStats:
         return s.sort_values("cy")
 
 
-class _SpatialAcc:
-    """Running sums for :func:`spatial_statistics`."""
+_MOMENTS = ("cy", "cx", "sy", "sx", "spread")
 
-    def __init__(self, labels: np.ndarray, contexts: np.ndarray | None) -> None:
-        labels = np.asarray(labels, dtype=object)
+
+class _SpatialAcc:
+    """Running sums for :func:`spatial_statistics`.
+
+    Memory: the label codes (4 bytes a map; with ``contexts`` their codes too) and the per-map
+    moments of each block as float32 (20 bytes a map), moved block by block into the result's one
+    array (untouched pages of a new array take no memory, and each block is freed once moved), so
+    the moments never exist twice. Ten million maps: about 250 MB.
+    """
+
+    def __init__(self, labels: Any, contexts: np.ndarray | None) -> None:
         n = len(labels)
+        self.n = n
         self.codes, self.names = _codes(labels, n)
-        self.ccodes, self.cnames = _codes(contexts, n)
-        L = max(len(self.names), 1)
-        pair = np.where((self.codes >= 0) & (self.ccodes >= 0), self.ccodes * L + self.codes, -1)
-        self.pair_uniq, inv = np.unique(pair[pair >= 0], return_inverse=True)
-        self.pair_codes = np.full(n, -1, np.int64)
-        self.pair_codes[pair >= 0] = inv
+        self.cnames: list = []
+        self.pair_codes: np.ndarray | None = None
+        self.pair_uniq = np.zeros(0, np.int64)
+        if contexts is not None:
+            ccodes, self.cnames = _codes(contexts, n)
+            L = max(len(self.names), 1)
+            pair = np.where((self.codes >= 0) & (ccodes >= 0), ccodes.astype(np.int64) * L + self.codes, -1)
+            self.pair_uniq, inv = np.unique(pair[pair >= 0], return_inverse=True)
+            self.pair_codes = np.full(n, -1, np.int32)
+            self.pair_codes[pair >= 0] = inv
+            self.ccodes = ccodes
         self.sums = self.csums = None
         self.cnt = np.zeros(len(self.names), np.int64)
         self.ccnt = np.zeros(len(self.pair_uniq), np.int64)
-        self.parts: list[pd.DataFrame] = []
+        self.blocks: list[tuple[int, np.ndarray | None, np.ndarray]] = []  # (start, rows or None: all, moments)
         self.shape: tuple[int, int] | None = None
 
     @property
     def wanted(self) -> np.ndarray:
         return self.codes >= 0
 
-    def add(self, start: int, p: np.ndarray, mass: np.ndarray, h: int, w: int) -> None:
+    def _allocate(self, h: int, w: int) -> None:
+        self.shape = (h, w)
+        self.sums = np.zeros((len(self.names), h * w))
+        self.csums = np.zeros((len(self.pair_uniq), h * w))
+
+    def compute(self, start: int, p: np.ndarray, mass: np.ndarray, h: int, w: int) -> tuple | None:
+        """What block ``p`` (rows from ``start``) adds, computed without touching the sums (threads
+        compute blocks at once; :meth:`apply` adds them in block order, so the sums are those of one
+        thread, to the last bit)."""
         sl = slice(start, start + len(p))
         good = (self.codes[sl] >= 0) & (mass > 0)
         if not good.any():
-            return
-        if self.sums is None:
-            self.shape = (h, w)
-            self.sums = np.zeros((len(self.names), h * w))
-            self.csums = np.zeros((len(self.pair_uniq), h * w))
+            return None
         gk = np.where(good, self.codes[sl], -1)
-        self.sums += _group_sum(gk, p, len(self.names))
-        self.cnt += np.bincount(gk[gk >= 0], minlength=len(self.names))
-        if len(self.pair_uniq):
+        sums = _group_sum(gk, p, len(self.names))
+        cnt = np.bincount(gk[gk >= 0], minlength=len(self.names))
+        csums = ccnt = None
+        if self.pair_codes is not None and len(self.pair_uniq):
             pc = np.where(good, self.pair_codes[sl], -1)
-            self.csums += _group_sum(pc, p, len(self.pair_uniq))
-            self.ccnt += np.bincount(pc[pc >= 0], minlength=len(self.pair_uniq))
-        idx = np.flatnonzero(good)
-        mom = _moments(p[idx], mass[idx], h, w)
-        self.parts.append(
-            pd.DataFrame(
-                {
-                    "row": idx + start,
-                    "code": self.codes[sl][idx],
-                    "ccode": self.ccodes[sl][idx],
-                    **{k: mom[k].astype(np.float32) for k in ("cy", "cx", "sy", "sx", "spread")},
-                }
-            )
-        )
+            csums = _group_sum(pc, p, len(self.pair_uniq))
+            ccnt = np.bincount(pc[pc >= 0], minlength=len(self.pair_uniq))
+        if good.all():
+            rows, mom = None, _moments(p, mass, h, w)
+        else:
+            rows = np.flatnonzero(good)
+            mom = _moments(p[rows], mass[rows], h, w)
+            rows += start
+        moments = np.stack([mom[k] for k in _MOMENTS]).astype(np.float32)
+        return (h, w), sums, cnt, csums, ccnt, (start, rows, moments)
+
+    def apply(self, part: tuple | None) -> None:
+        """Add a block's :meth:`compute` result (blocks in row order)."""
+        if part is None:
+            return
+        shape, sums, cnt, csums, ccnt, block = part
+        if self.sums is None:
+            self._allocate(*shape)
+        self.sums += sums
+        self.cnt += cnt
+        if csums is not None:
+            self.csums += csums
+            self.ccnt += ccnt
+        self.blocks.append(block)
+
+    def add(self, start: int, p: np.ndarray, mass: np.ndarray, h: int, w: int) -> None:
+        self.apply(self.compute(start, p, mass, h, w))
 
     def merge(self, other: _SpatialAcc) -> None:
-        """Add the sums of ``other`` (the same labels, later rows) to these."""
-        if other.sums is not None:
-            if self.sums is None:
-                self.shape, self.sums, self.csums = other.shape, other.sums.copy(), other.csums.copy()
-            else:
-                self.sums += other.sums
-                self.csums += other.csums
+        """Add the sums of ``other`` (the same labels, other rows) to these."""
+        if other.sums is None:
+            return
+        if self.sums is None:
+            self._allocate(*other.shape)
+        self.sums += other.sums
+        self.csums += other.csums
         self.cnt += other.cnt
         self.ccnt += other.ccnt
-        self.parts.extend(other.parts)
+        self.blocks.extend(other.blocks)
+
+    def _per_map(self) -> pd.DataFrame:
+        """One row per map with moments, in row order (the blocks' order); columns as
+        :class:`SpatialStats` describes. Empties ``blocks``."""
+        blocks, self.blocks = self.blocks, []
+        total = sum(m.shape[1] for _, _, m in blocks)
+        mom = np.empty((len(_MOMENTS), total), np.float32)
+        rows = np.empty(total, np.int64)
+        at = 0
+        while blocks:
+            start, r, m = blocks.pop(0)
+            k = m.shape[1]
+            mom[:, at : at + k] = m
+            rows[at : at + k] = np.arange(start, start + k) if r is None else r
+            at += k
+            del m  # freed here: the moments are never held twice
+        per = pd.DataFrame(mom.T, columns=list(_MOMENTS), copy=False)
+        per.insert(0, "row", rows)
+        per.insert(1, "label", pd.Categorical.from_codes(self.codes[rows], categories=self.names))
+        context = (
+            pd.Categorical.from_codes(self.ccodes[rows], categories=self.cnames)
+            if self.cnames
+            else pd.Categorical.from_codes(np.full(len(rows), -1, np.int8), categories=["-"])
+        )
+        per.insert(2, "context", context)
+        return per
 
     def result(self, n_read: int) -> SpatialStats:
         names, cnames = self.names, self.cnames
@@ -176,16 +234,7 @@ class _SpatialAcc:
             )
         h, w = self.shape
         L = max(len(names), 1)
-        per = pd.concat(self.parts, ignore_index=True)
-        per.insert(1, "label", pd.Categorical.from_codes(per.pop("code"), categories=names))
-        cc = per.pop("ccode").to_numpy()
-        per.insert(
-            2,
-            "context",
-            pd.Categorical.from_codes(cc, categories=cnames)
-            if cnames
-            else pd.Categorical.from_codes(np.full(len(per), -1), categories=["-"]),
-        )
+        per = self._per_map()
         cnt = self.cnt
         mean_maps = {names[i]: (self.sums[i] / cnt[i]).reshape(h, w) for i in range(len(names)) if cnt[i] > 0}
         counts = pd.Series({names[i]: int(cnt[i]) for i in range(len(names)) if cnt[i] > 0}, dtype=np.int64)

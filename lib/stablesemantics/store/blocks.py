@@ -280,7 +280,7 @@ def iter_map_blocks(
         bounds = block_bounds(reader.shape[0], reader.rows_per_shard, block, map_image)
 
     def load(b):
-        return reader.read(*b)
+        return reader.read(*b).astype(np.float32)  # in the reading thread, too
 
     pool = ThreadPoolExecutor(1) if prefetch and len(bounds) > 1 else None
     try:
@@ -289,7 +289,7 @@ def iter_map_blocks(
             data = pending.result() if pool else load((s, e))
             if pool and i + 1 < len(bounds):
                 pending = pool.submit(load, bounds[i + 1])
-            yield s, data.astype(np.float32)
+            yield s, data
     finally:
         if pool:
             pool.shutdown(wait=True, cancel_futures=True)
