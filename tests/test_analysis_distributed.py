@@ -82,3 +82,49 @@ def test_a_scheduler_needs_a_store_path_and_a_known_kind(random_store):
         analysis.spatial_statistics(store.iter_map_blocks(random_store), labels, scheduler="local")
     with pytest.raises(TypeError, match="scheduler must be"):
         analysis.spatial_statistics(random_store, labels, scheduler=3)
+
+
+@pytest.mark.parametrize("threads", [2, 3, 8])
+def test_blocks_computed_on_threads_give_one_threads_numbers_bit_for_bit(random_store, threads, monkeypatch):
+    """The in-process pass computes blocks on threads and adds them in order: nothing may differ."""
+    from stablesemantics.analysis import streaming
+
+    t, labels, contexts = _inputs(random_store)
+    image, groups = t["image"].to_numpy(), t["prompt_id"].to_numpy()
+    kwargs = dict(groups=groups, block=7, seed=3)
+    monkeypatch.setattr(streaming, "THREADS", 1)
+    sp1, ov1 = analysis.map_statistics(random_store, labels, image, contexts, **kwargs)
+    monkeypatch.setattr(streaming, "THREADS", threads)
+    sp2, ov2 = analysis.map_statistics(random_store, labels, image, contexts, **kwargs)
+    pd.testing.assert_frame_equal(sp1.per_map, sp2.per_map)
+    assert sp1.mean_maps.keys() == sp2.mean_maps.keys() and sp1.context_maps.keys() == sp2.context_maps.keys()
+    assert all(np.array_equal(sp1.mean_maps[k], sp2.mean_maps[k]) for k in sp1.mean_maps)
+    assert all(np.array_equal(sp1.context_maps[k], sp2.context_maps[k]) for k in sp1.context_maps)
+    pd.testing.assert_frame_equal(ov1.pairs, ov2.pairs)
+    assert len(sp1.per_map) == len(labels) and (ov1.pairs["n"] > 0).all()
+
+
+def test_a_cluster_analyses_a_store_on_s3(random_store, cluster):
+    """Workers open an ``s3://`` store themselves (the endpoint reaches them through the environment)."""
+    import uuid
+
+    from s3_server import S3Server, s3_environment
+
+    from stablesemantics.store.location import StoreFiles
+
+    t, labels, contexts = _inputs(random_store)
+    image = t["image"].to_numpy()
+    with S3Server() as s3, s3_environment(s3):
+        bucket = f"b{uuid.uuid4().hex[:12]}"
+        url = f"s3://{bucket}/copy.zarr"
+        remote, local = StoreFiles(url), StoreFiles(random_store)
+        remote.fs.mkdir(bucket)
+        for key in local.keys():
+            remote.write(key, local.read(key))
+        cluster.run(lambda env: __import__("os").environ.update(env), s3.env())  # workers started before
+        sp1, ov1 = analysis.map_statistics(random_store, labels, image, contexts, block=7)
+        sp2, ov2 = analysis.map_statistics(url, labels, image, contexts, block=7, scheduler=cluster)
+    pd.testing.assert_frame_equal(sp1.per_map, sp2.per_map)
+    pd.testing.assert_frame_equal(ov1.pairs, ov2.pairs)
+    for k in sp1.mean_maps:
+        np.testing.assert_allclose(sp1.mean_maps[k], sp2.mean_maps[k], rtol=1e-12, atol=0)

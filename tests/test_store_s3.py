@@ -300,3 +300,21 @@ def test_notebooks_generate_into_and_analyse_an_s3_store(server, bucket, tmp_pat
     assert generated["store"] == url and generated["n_images_done"] == store_summary(url)["n_done"] > 0
     spatial = json.loads((tmp_path / "03_spatial.json").read_text())
     assert spatial["n_maps"] == store_summary(url)["n_maps"] > 0
+
+
+def test_a_missing_bucket_fails_in_one_line_before_the_model_loads(server, monkeypatch):
+    from stablesemantics.generate import run as run_module
+    from stablesemantics.store import StoreWriteError
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(run_module, "load_pipeline", refuse)
+    url = f"s3://no-such-bucket-{uuid.uuid4().hex[:8]}/x.zarr"
+    with pytest.raises(
+        StoreWriteError, match=r"^cannot write s3://no-such-bucket-\w+/x\.zarr: .*fix this and rerun"
+    ) as e:
+        generate(PROMPTS, 2, url, **KW)
+    assert "\n" not in str(e.value)
+    result = CliRunner().invoke(app, ["inspect", url])
+    assert result.exit_code == 1 and result.output.startswith(f"error: no store at {url}")

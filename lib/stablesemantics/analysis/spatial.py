@@ -79,7 +79,8 @@ class SpatialStats:
         centroid of the mean map (``mean_map_cy``, ``mean_map_cx``); sorted by ``cy``."""
         if self.per_map.empty:
             return pd.DataFrame(columns=["n", "cy", "cy_std", "cx", "cx_std", "sy", "sx", "spread"])
-        gb = self.per_map.assign(label=self.per_map["label"].astype(str)).groupby("label")
+        # grouped by the categorical's codes: no copy of the frame, no string per map
+        gb = self.per_map.groupby("label", observed=True, sort=True)
         s = pd.DataFrame(
             {
                 "n": gb.size(),
@@ -92,6 +93,7 @@ class SpatialStats:
                 "spread": gb["spread"].mean(),
             }
         )
+        s.index = pd.Index([str(k) for k in s.index], name="label", dtype=object)
         if self.mean_maps:
             labs = list(self.mean_maps)
             stack = np.stack([self.mean_maps[k] for k in labs])
