@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stablesemantics.store.blocks import iter_map_blocks
+from stablesemantics.store.blocks import map_block_bounds, open_group, read_maps
+from stablesemantics.store.halves import to_float32
 
 
 def maps_to_distributions(maps: np.ndarray, baseline: str = "min") -> tuple[np.ndarray, np.ndarray]:
@@ -58,10 +59,19 @@ def _codes(values: Any, n: int) -> tuple[np.ndarray, list]:
     return lookup[raw], names
 
 
-def _blocks_of(source: Any, whole_images: bool = False, block: int | None = None, bounds: list | None = None):
-    if isinstance(source, (str, os.PathLike)) or hasattr(source, "attrs"):
-        return iter_map_blocks(source, block=block, whole_images=whole_images, bounds=bounds)
-    return iter(source)
+def _is_store(source: Any) -> bool:
+    return isinstance(source, (str, os.PathLike)) or hasattr(source, "attrs")
+
+
+def _tasks(source: Any, whole_images: bool, block: int | None, bounds: list | None):
+    """``(tasks, load)``: for a store, its blocks' row ranges and a function that reads one (as stored,
+    float16), so that the worker threads decode too; for an iterable of blocks, the blocks themselves."""
+    if not _is_store(source):
+        return iter(source), None
+    g = open_group(source)
+    if bounds is None:
+        bounds = map_block_bounds(g, block=block, whole_images=whole_images)
+    return [(int(s), int(e)) for s, e in bounds], lambda s, e: (s, read_maps(g, s, e))
 
 
 def _distributions_of_rows(maps: np.ndarray, use: np.ndarray, baseline: str) -> tuple[np.ndarray, np.ndarray]:
@@ -70,7 +80,7 @@ def _distributions_of_rows(maps: np.ndarray, use: np.ndarray, baseline: str) -> 
     b = len(maps)
     m = maps.reshape(b, -1)
     if m.dtype != np.float32:
-        m = m.astype(np.float32)
+        m = to_float32(m)
     if use.all():
         return _distributions_inplace(m, baseline)
     p = np.zeros_like(m)
@@ -84,6 +94,12 @@ def _distributions_of_rows(maps: np.ndarray, use: np.ndarray, baseline: str) -> 
 def _distributions_inplace(m: np.ndarray, baseline: str) -> tuple[np.ndarray, np.ndarray]:
     if not len(m):
         return m, np.zeros(0)
+    if baseline == "min" and m.dtype == np.float32 and m.flags.c_contiguous and m.ndim == 2:
+        from stablesemantics.analysis.normalise_kernel import min_normalise_inplace
+
+        mass = np.empty(len(m))
+        min_normalise_inplace(m, mass)  # the same float32 steps as below, in one pass per map
+        return m, mass
     if baseline == "min":
         m -= m.min(1, keepdims=True)  # no value is below its row's minimum: nothing to clip
     else:
@@ -98,9 +114,10 @@ def _distributions_inplace(m: np.ndarray, baseline: str) -> tuple[np.ndarray, np
     return m, mass
 
 
-#: threads that compute blocks at once in one process (the numbers do not depend on it: blocks are
-#: computed apart and added in order); 1 computes in the calling thread
-THREADS = 2
+#: threads that read and compute blocks at once in one process: the machine's cores, at most 8
+#: (the numbers do not depend on it: blocks are computed apart and added in order); 1 works in the
+#: calling thread
+THREADS = max(1, min(8, os.cpu_count() or 1))
 
 
 def _stream(
@@ -116,9 +133,9 @@ def _stream(
     """One pass over the maps of ``source`` (only the blocks ``bounds`` of a store, if given), feeding
     every accumulator; returns rows read.
 
-    Blocks are read ahead in a thread, normalised and computed by ``threads`` worker threads
-    (default :data:`THREADS`; NumPy releases the GIL in its array work), and added to the
-    accumulators in row order by this thread, so the result is bit for bit that of one thread.
+    Blocks are read (a store's: decoded), normalised and computed by ``threads`` worker threads
+    (default :data:`THREADS`; NumPy, the decoder and the compiled loops release the GIL), and added
+    to the accumulators in row order by this thread, so the result is bit for bit that of one thread.
     Meanwhile BLAS runs one thread per caller (its own threads would only wait on each other).
     At most ``threads + 1`` blocks are in flight.
     """
@@ -129,7 +146,10 @@ def _stream(
         raise ValueError(f"threads must be at least 1, got {threads}")
     wanted = np.logical_or.reduce([a.wanted for a in accs])
 
-    def work(start: int, maps: np.ndarray) -> tuple[int, list | None]:
+    tasks, load = _tasks(source, whole_images, block, bounds)
+
+    def work(task: tuple) -> tuple[int, list | None]:
+        start, maps = load(*task) if load is not None else task
         b, h, w = maps.shape
         use = wanted[start : start + b]
         if not use.any():
@@ -147,17 +167,16 @@ def _stream(
             for a, part in zip(accs, parts):
                 a.apply(part)
 
-    blocks = _blocks_of(source, whole_images=whole_images, block=block, bounds=bounds)
     with _one_blas_thread():
         if threads == 1:
-            for start, maps in blocks:
-                apply(work(start, maps))
+            for task in tasks:
+                apply(work(task))
             return n_read
         pending: deque = deque()
         with ThreadPoolExecutor(threads, thread_name_prefix="stablesemantics-stream") as pool:
             try:
-                for start, maps in blocks:
-                    pending.append(pool.submit(work, start, maps))
+                for task in tasks:
+                    pending.append(pool.submit(work, task))
                     while len(pending) > threads:
                         apply(pending.popleft().result())
                 while pending:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from stablesemantics.store.halves import to_float32
 from stablesemantics.store.location import raw_reader
 from stablesemantics.store.schema import open_store
 
@@ -280,7 +281,7 @@ def iter_map_blocks(
         bounds = block_bounds(reader.shape[0], reader.rows_per_shard, block, map_image)
 
     def load(b):
-        return reader.read(*b).astype(np.float32)  # in the reading thread, too
+        return to_float32(reader.read(*b))  # in the reading thread, too
 
     pool = ThreadPoolExecutor(1) if prefetch and len(bounds) > 1 else None
     try:
