@@ -34,6 +34,20 @@ FAMILY_MODELS = ("tiny-random-sdxl", "tiny-random-sd3", "tiny-random-flux")
 from stablesemantics import book  # noqa: E402  (the runner behind `make book`)
 
 
+def execute(notebook: str | Path, output: str | Path, parameters: dict) -> None:
+    """Run ``notebook`` into ``output`` with papermill, as every test here does (this environment's
+    kernel, the repository as working directory, ten minutes at most)."""
+    pm.execute_notebook(
+        str(notebook),
+        str(output),
+        parameters=parameters,
+        kernel_name="python3",
+        cwd=str(ROOT),
+        progress_bar=False,
+        execution_timeout=600,
+    )
+
+
 def _params(notebook: Path) -> dict:
     return pm.inspect_notebook(str(notebook))
 
@@ -177,15 +191,7 @@ def test_notebook_01_runs_every_model_family(model, tmp_path, monkeypatch):
     monkeypatch.setenv("TQDM_DISABLE", "1")
     params = dict(book.load_params("01_generate", "smoke"))
     params.update(model=model, out_store=str(tmp_path / "s.zarr"), out_json=str(tmp_path / "h.json"))
-    pm.execute_notebook(
-        str(ROOT / "notebooks" / "01_generate.ipynb"),
-        str(tmp_path / "01.ipynb"),
-        parameters=params,
-        kernel_name="python3",
-        cwd=str(ROOT),
-        progress_bar=False,
-        execution_timeout=600,
-    )
+    execute(str(ROOT / "notebooks" / "01_generate.ipynb"), str(tmp_path / "01.ipynb"), params)
     _check_headline("01_generate", json.loads((tmp_path / "h.json").read_text()), params)
     attrs = zarr.open_group(str(tmp_path / "s.zarr"), mode="r").attrs
     family = {"tiny-random-sdxl": "sdxl", "tiny-random-sd3": "sd3", "tiny-random-flux": "flux"}[model]
@@ -259,15 +265,7 @@ def test_notebook_smoke_run(notebook, tmp_path, monkeypatch):
     if params.get("make_store_if_missing") and params.get("store"):  # a store the notebook makes itself, too
         overrides["store"] = str(tmp_path / Path(str(params["store"])).name)
     output = tmp_path / notebook.name
-    pm.execute_notebook(
-        str(notebook),
-        str(output),
-        parameters=overrides,
-        kernel_name="python3",
-        cwd=str(ROOT),
-        progress_bar=False,
-        execution_timeout=600,
-    )
+    execute(str(notebook), str(output), overrides)
     executed = nbformat.read(output, as_version=4)
     assert any(c.cell_type == "code" and c.outputs for c in executed.cells), "the notebook produced no output"
     out_json = Path(overrides["out_json"])
@@ -345,27 +343,12 @@ def test_analysis_notebook_runs_unchanged_on_a_free_text_store(stem, scheduler, 
         params["scheduler"] = scheduler
     if "min_maps" in _params(ROOT / "notebooks" / f"{stem}.ipynb"):
         params["min_maps"] = 1
-    pm.execute_notebook(
-        str(ROOT / "notebooks" / f"{stem}.ipynb"),
-        str(tmp_path / f"{stem}.ipynb"),
-        parameters=params,
-        kernel_name="python3",
-        cwd=str(ROOT),
-        progress_bar=False,
-        execution_timeout=600,
-    )
+    execute(str(ROOT / "notebooks" / f"{stem}.ipynb"), str(tmp_path / f"{stem}.ipynb"), params)
     headline = json.loads((tmp_path / "h.json").read_text())
     assert headline.get("world_store") is False, "a free-text store has no MicroWorld truth"
     text = json.dumps(headline)
     assert "car" in text or "cat" in text, "the prompts' lemmas should appear in the headline numbers"
     if scheduler is not None:
         params.update(scheduler=None, out_json=str(tmp_path / "here.json"))
-        pm.execute_notebook(
-            str(ROOT / "notebooks" / f"{stem}.ipynb"),
-            str(tmp_path / f"{stem}.here.ipynb"),
-            parameters=params,
-            kernel_name="python3",
-            cwd=str(ROOT),
-            progress_bar=False,
-        )
+        execute(ROOT / "notebooks" / f"{stem}.ipynb", tmp_path / f"{stem}.here.ipynb", params)
         assert json.loads((tmp_path / "here.json").read_text()) == headline

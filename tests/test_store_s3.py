@@ -273,7 +273,7 @@ def test_a_writer_that_lost_its_lease_stops_writing(server, bucket, monkeypatch)
 
 def test_notebooks_generate_into_and_analyse_an_s3_store(server, bucket, tmp_path, monkeypatch):
     """Chapter 01 with its store on S3 (``out_store`` a URL), then chapter 03 reading it (``store``)."""
-    import papermill as pm
+    from test_notebooks import execute
 
     from stablesemantics import book
 
@@ -287,15 +287,7 @@ def test_notebooks_generate_into_and_analyse_an_s3_store(server, bucket, tmp_pat
     }
     for stem, params in runs.items():
         params["out_json"] = str(tmp_path / f"{stem}.json")
-        pm.execute_notebook(
-            str(root / "notebooks" / f"{stem}.ipynb"),
-            str(tmp_path / f"{stem}.ipynb"),
-            parameters=params,
-            kernel_name="python3",
-            cwd=str(root),
-            progress_bar=False,
-            execution_timeout=600,
-        )
+        execute(root / "notebooks" / f"{stem}.ipynb", tmp_path / f"{stem}.ipynb", params)
     generated = json.loads((tmp_path / "01_generate.json").read_text())
     assert generated["store"] == url and generated["n_images_done"] == store_summary(url)["n_done"] > 0
     spatial = json.loads((tmp_path / "03_spatial.json").read_text())

@@ -131,32 +131,39 @@ def store_lock(store: str | os.PathLike) -> Iterator[Path | str]:
     if fcntl is None:  # pragma: no cover
         yield path
         return
+    with _reentrant(_HELD, path, lambda: _take_file(path, Path(store)), lambda fd: _release(path, fd)):
+        yield path
+
+
+def _take_file(path: Path, store: Path) -> int:
+    """Lock ``path`` and write the holder's names into it; the open descriptor."""
+    fd = _acquire(path, store)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(_info()).encode(), 0)
+    except OSError:
+        pass  # the name is a courtesy to the next writer; the lock itself holds
+    return fd
+
+
+@contextmanager
+def _reentrant(table: dict, key: object, take, give_back) -> Iterator[object]:
+    """Hold ``table[key]`` for the block: made by ``take()`` at this process's first entry, given back by
+    ``give_back(held)`` at its last exit (the locks are re-entrant within a process)."""
     with _GUARD:
-        held = _HELD.get(path)
+        held = table.get(key)
         if held is not None:
             held[1] += 1
         else:
-            fd = _acquire(path, Path(store))
-            _HELD[path] = [fd, 1]
-            info = {
-                "pid": os.getpid(),
-                "host": socket.gethostname(),
-                "since": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            }
-            try:
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, json.dumps(info).encode(), 0)
-            except OSError:
-                pass  # the name is a courtesy to the next writer; the lock itself holds
+            held = table[key] = [take(), 1]
     try:
-        yield path
+        yield held[0]
     finally:
         with _GUARD:
-            held = _HELD[path]
             held[1] -= 1
             if held[1] == 0:
-                del _HELD[path]
-                _release(path, held[0])
+                del table[key]
+                give_back(held[0])
 
 
 # --------------------------------------------------------------------------- leases (object storage)
@@ -257,24 +264,13 @@ class _Lease:
 
 @contextmanager
 def _lease(files: StoreFiles) -> Iterator[str]:
-    key = files.sibling(".lock")
-    with _GUARD:
-        held = _LEASES.get(key)
-        if held is not None:
-            held[1] += 1
-        else:
-            lease = _Lease(files)
-            lease.acquire()
-            _LEASES[key] = [lease, 1]
-    try:
-        yield _LEASES[key][0].url
-    finally:
-        with _GUARD:
-            held = _LEASES[key]
-            held[1] -= 1
-            if held[1] == 0:
-                del _LEASES[key]
-                held[0].release()
+    def take() -> _Lease:
+        lease = _Lease(files)
+        lease.acquire()
+        return lease
+
+    with _reentrant(_LEASES, files.sibling(".lock"), take, _Lease.release) as lease:
+        yield lease.url
 
 
 def assert_lock_held(store: str | os.PathLike) -> None:
