@@ -117,7 +117,6 @@ class _SpatialAcc:
 
     def __init__(self, labels: Any, contexts: np.ndarray | None) -> None:
         n = len(labels)
-        self.n = n
         self.codes, self.names = _codes(labels, n)
         self.cnames: list = []
         self.pair_codes: np.ndarray | None = None
@@ -207,8 +206,9 @@ class _SpatialAcc:
         mom = np.empty((len(_MOMENTS), total), np.float32)
         rows = np.empty(total, np.int64)
         at = 0
+        blocks.reverse()  # popped from the end, in row order
         while blocks:
-            start, r, m = blocks.pop(0)
+            start, r, m = blocks.pop()
             k = m.shape[1]
             mom[:, at : at + k] = m
             rows[at : at + k] = np.arange(start, start + k) if r is None else r

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stablesemantics.store.blocks import map_block_bounds, open_group, read_maps
+from stablesemantics.store.blocks import map_block_bounds, map_reader, open_group
 from stablesemantics.store.halves import to_float32
 
 
@@ -71,7 +71,8 @@ def _tasks(source: Any, whole_images: bool, block: int | None, bounds: list | No
     g = open_group(source)
     if bounds is None:
         bounds = map_block_bounds(g, block=block, whole_images=whole_images)
-    return [(int(s), int(e)) for s, e in bounds], lambda s, e: (s, read_maps(g, s, e))
+    read = map_reader(g)
+    return [(int(s), int(e)) for s, e in bounds], lambda s, e: (s, read(s, e))
 
 
 def _distributions_of_rows(maps: np.ndarray, use: np.ndarray, baseline: str) -> tuple[np.ndarray, np.ndarray]:

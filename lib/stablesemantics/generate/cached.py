@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -16,6 +15,7 @@ from stablesemantics.generate.plan import StoreMismatchError
 from stablesemantics.generate.run import generate
 from stablesemantics.store.blocks import open_group
 from stablesemantics.store.location import StoreFiles, store_location
+from stablesemantics.store.schema import delete_store
 from stablesemantics.world.noisy_prompts import world_prompts
 from stablesemantics.world.scene import WorldConfig, world_config_from_dict
 
@@ -91,8 +91,5 @@ def ensure_store(path: str | os.PathLike, make_if_missing: dict | None = None) -
         return make_world_store(path, n_prompts, n_seeds, attrs={CACHE_ATTR: True}, **spec)
     except StoreMismatchError as err:  # a cache made with other settings, weights or prompts: rebuild it
         warnings.warn(f"rebuilding {path}, made by an earlier run with other settings: {err}", stacklevel=2)
-        if isinstance(path, str):
-            StoreFiles(path).delete_all()
-        else:
-            shutil.rmtree(path)
+        delete_store(path)
         return make_world_store(path, n_prompts, n_seeds, attrs={CACHE_ATTR: True}, **spec)

@@ -208,6 +208,12 @@ class _ShardReader:
         return out
 
 
+def map_reader(store: Any):
+    """A function ``(start, stop) -> maps`` reading rows of a store's ``maps`` as stored (float16),
+    decoding shards directly when possible; made once, called per block (it is thread-safe)."""
+    return _ShardReader(open_group(store)["maps"]).read
+
+
 def read_maps(store: Any, start: int = 0, stop: int | None = None) -> np.ndarray:
     """Rows ``[start, stop)`` of ``maps`` as stored (float16), decoding shards directly when possible.
 
@@ -215,8 +221,7 @@ def read_maps(store: Any, start: int = 0, stop: int | None = None) -> np.ndarray
     (8, 16, 16)
     """
     g = open_group(store)
-    r = _ShardReader(g["maps"])
-    return r.read(start, r.shape[0] if stop is None else stop)
+    return map_reader(g)(start, g["maps"].shape[0] if stop is None else stop)
 
 
 def block_bounds(

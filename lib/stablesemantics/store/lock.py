@@ -234,7 +234,7 @@ class _Lease:
             try:  # a lapsed lease: take it over, unless another taker was first
                 self.etag = self._put(IfMatch=etag)
                 break
-            except (FileNotFoundError, OSError):
+            except OSError:  # the precondition failed (or the lease vanished): another taker was first
                 raise self._refuse(holder) from None
         else:
             raise StoreLockedError(f"store {self.files.label}: could not take its lease {self.url}")
